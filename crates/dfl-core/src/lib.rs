@@ -1,0 +1,13 @@
+//! Shared plumbing for every dfl-rs stage.
+//!
+//! Small on purpose: the progress trait every long job reports through, the `--shard i/n`
+//! split that lets many machines share one job, crash-safe file writes, and the sorted image
+//! listing DFL uses for frame folders.
+
+mod fsutil;
+mod progress;
+mod shard;
+
+pub use fsutil::{IMAGE_EXTENSIONS, atomic_write, is_image_path, list_images};
+pub use progress::{NoProgress, Progress};
+pub use shard::{Shard, ShardError};

@@ -1,0 +1,1 @@
+//! DFL's video steps (extract frames, cut, denoise, build) over the system ffmpeg through process pipes.
