@@ -105,6 +105,25 @@ def resizes(noise):
             save(f"resize_{iname}_{w}x{h}", cv2.resize(noise, (w, h), interpolation=i))
 
 
+def filters(noise, face):
+    save("gauss_s2", cv2.GaussianBlur(face, (0, 0), 2))
+    save("gauss_k9", cv2.GaussianBlur(face, (9, 9), 0))
+    save("gauss_k3", cv2.GaussianBlur(noise, (3, 3), 0))
+    save("gauss_k15_s4", cv2.GaussianBlur(noise, (15, 15), 4))
+    save("box_3x3", cv2.blur(noise, (3, 3)))
+    save("box_4x2", cv2.blur(noise, (4, 2)))
+    rng = np.random.default_rng(7)
+    k3 = rng.normal(size=(3, 3)).astype(np.float32)
+    k4 = rng.random((4, 5)).astype(np.float32)
+    k13 = rng.random((13, 13)).astype(np.float32)
+    k13 /= k13.sum()
+    for name, k in (("k3", k3), ("k4x5", k4), ("k13", k13)):
+        save(f"kernel_{name}", k)
+        save(f"filter2d_{name}", cv2.filter2D(noise, -1, k))
+    save("median_3", cv2.medianBlur(noise, 3))
+    save("median_5", cv2.medianBlur(noise, 5))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dfl-aligned", default="/work/shared/fixtures/dfl-aligned")
@@ -114,6 +133,7 @@ def main():
     noise, face_a, face_b, mask = inputs(args.dfl_aligned)
     warps(noise, face_a)
     resizes(noise)
+    filters(noise, face_a)
     GOLDEN["opencv_version"] = cv2.__version__
     with open(os.path.join(OUT, "golden.json"), "w") as f:
         json.dump(GOLDEN, f, indent=1, sort_keys=True)

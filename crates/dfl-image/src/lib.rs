@@ -13,6 +13,7 @@
 
 mod border;
 mod error;
+mod filter;
 mod image;
 mod interp;
 pub mod reference;
@@ -21,6 +22,10 @@ mod warp;
 
 pub use border::Border;
 pub use error::{ImageError, Result};
+pub use filter::{
+    Kernel, box_blur, filter2d, gaussian_blur, gaussian_kernel, gaussian_ksize_for_sigma,
+    gaussian_sigma_for_ksize, median_blur, sep_filter,
+};
 pub use image::{Image, MAX_CHANNELS, MAX_SIDE, Quantize};
 pub use interp::{Interp, cubic_weights, lanczos4_weights};
 pub use resize::resize;

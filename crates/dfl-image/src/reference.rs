@@ -158,3 +158,54 @@ pub fn resize(src: &Image, width: usize, height: usize, interp: Interp) -> Resul
     }
     Ok(out)
 }
+
+/// Reference of [`crate::filter2d`] (and of [`crate::sep_filter`] with the outer-product
+/// kernel): a direct double sum per sample.
+pub fn filter2d(src: &Image, kernel: &crate::Kernel, border: Border) -> Result<Image> {
+    let mut out = src.zeros_like();
+    let (ax, ay) = ((kernel.width() / 2) as i64, (kernel.height() / 2) as i64);
+    for y in 0..src.height() {
+        for x in 0..src.width() {
+            for c in 0..src.channels() {
+                let mut acc = 0.0f64;
+                for ky in 0..kernel.height() {
+                    for kx in 0..kernel.width() {
+                        let wk = f64::from(kernel.weights()[ky * kernel.width() + kx]);
+                        let sx = x as i64 + kx as i64 - ax;
+                        let sy = y as i64 + ky as i64 - ay;
+                        acc += wk * read(src, sx, sy, c, border);
+                    }
+                }
+                out.pixel_mut(x, y)[c] = acc as f32;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reference of [`crate::median_blur`]: sorts each clamped window.
+pub fn median_blur(src: &Image, ksize: usize) -> Result<Image> {
+    let mut out = src.zeros_like();
+    let r = (ksize / 2) as i64;
+    for y in 0..src.height() {
+        for x in 0..src.width() {
+            for c in 0..src.channels() {
+                let mut v = Vec::new();
+                for dy in -r..=r {
+                    for dx in -r..=r {
+                        v.push(read(
+                            src,
+                            x as i64 + dx,
+                            y as i64 + dy,
+                            c,
+                            Border::Replicate,
+                        ));
+                    }
+                }
+                v.sort_by(f64::total_cmp);
+                out.pixel_mut(x, y)[c] = v[v.len() / 2] as f32;
+            }
+        }
+    }
+    Ok(out)
+}

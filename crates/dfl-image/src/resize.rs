@@ -146,8 +146,9 @@ pub(crate) fn resize_taps(
 }
 
 /// `cv2.resize(src, (width, height), interpolation=interp)` on float data. Same size returns
-/// a copy (as OpenCV does). Edges replicate. Within 1e-5 of OpenCV (float rounding only).
+/// a copy (as OpenCV does). Edges replicate. Non-finite input is refused. Within 1e-5 of OpenCV (float rounding only).
 pub fn resize(src: &Image, width: usize, height: usize, interp: Interp) -> Result<Image> {
+    src.check_finite("resize")?;
     let mut out = Image::zeros(width, height, src.channels())?;
     if src.width() == width && src.height() == height {
         out.data_mut().copy_from_slice(src.data());

@@ -74,6 +74,7 @@ pub fn warp_affine_inverse(
     if m.iter().flatten().any(|v| !v.is_finite()) {
         return Err(ImageError::NonFinite { op: "warp_affine" });
     }
+    src.check_finite("warp_affine")?;
     let mut out = Image::zeros(width, height, src.channels())?;
     let sampler = Sampler::new(src, interp, border);
     let row_len = width * src.channels();
@@ -86,7 +87,7 @@ pub fn warp_affine_inverse(
 
 /// `cv2.remap(src, map_x, map_y, interp, borderMode=border)`: destination pixel (x, y) reads
 /// the source at `(map_x[y, x], map_y[y, x])`. Both maps are 1-channel and of equal size,
-/// which is the output size. Non-finite map entries give the border constant (0 unless
+/// which is the output size. Non-finite source samples are refused; non-finite map entries give the border constant (0 unless
 /// `Border::Constant` says otherwise).
 pub fn remap(
     src: &Image,
@@ -99,6 +100,7 @@ pub fn remap(
     map_x.check_channels(op, &[1], "1")?;
     map_y.check_channels(op, &[1], "1")?;
     map_x.check_same_size(op, map_y)?;
+    src.check_finite(op)?;
     let (w, h, _) = map_x.shape();
     let mut out = Image::zeros(w, h, src.channels())?;
     let sampler = Sampler::new(src, interp, border);

@@ -102,3 +102,36 @@ fn resize_matches_opencv() {
         }
     }
 }
+
+/// GaussianBlur with sigma only, size only (OpenCV's sigma rule and its fixed 3-tap table)
+/// and both; box blur with odd and even sizes. Tolerance 1e-5.
+#[test]
+fn blurs_match_opencv() {
+    let noise = load("in_noise");
+    let face = load("in_face_a");
+    check("gauss_s2", &gaussian_blur(&face, 0, 2.0).unwrap(), 1e-5);
+    check("gauss_k9", &gaussian_blur(&face, 9, 0.0).unwrap(), 1e-5);
+    check("gauss_k3", &gaussian_blur(&noise, 3, 0.0).unwrap(), 1e-5);
+    check(
+        "gauss_k15_s4",
+        &gaussian_blur(&noise, 15, 4.0).unwrap(),
+        1e-5,
+    );
+    check("box_3x3", &box_blur(&noise, 3, 3).unwrap(), 1e-5);
+    check("box_4x2", &box_blur(&noise, 4, 2).unwrap(), 1e-5);
+}
+
+/// filter2D with odd, even and large (OpenCV switches to DFT) kernels; medianBlur 3 and 5.
+/// Tolerance 1e-5 (filter2D), exact (median).
+#[test]
+fn filter2d_and_median_match_opencv() {
+    let noise = load("in_noise");
+    for name in ["k3", "k4x5", "k13"] {
+        let k = load(&format!("kernel_{name}"));
+        let kernel = Kernel::new(k.width(), k.height(), k.data().to_vec()).unwrap();
+        let out = filter2d(&noise, &kernel, Border::Reflect101).unwrap();
+        check(&format!("filter2d_{name}"), &out, 1e-5);
+    }
+    check("median_3", &median_blur(&noise, 3).unwrap(), 0.0);
+    check("median_5", &median_blur(&noise, 5).unwrap(), 0.0);
+}

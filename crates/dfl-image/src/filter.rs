@@ -1,0 +1,423 @@
+//! Linear filters: Gaussian and box blur, separable and general 2-D correlation
+//! (`filter2D`), and the 3x3/5x5 median.
+//!
+//! Borders are OpenCV's default, reflect-101, unless a function takes a [`Border`]. Sums run
+//! in `f32` like OpenCV's float filters, so results agree to float rounding (about 1e-6).
+
+use crate::border::Border;
+use crate::error::{ImageError, Result};
+use crate::image::Image;
+use rayon::prelude::*;
+
+/// OpenCV's kernel size for a Gaussian of `sigma` on float images when none is given:
+/// `round(sigma * 4 * 2 + 1) | 1` (8-bit images use 3 instead of 4; we only have floats).
+pub fn gaussian_ksize_for_sigma(sigma: f64) -> usize {
+    (((sigma * 8.0 + 1.0).round_ties_even()).max(1.0) as usize) | 1
+}
+
+/// OpenCV's sigma for a Gaussian of odd size `ksize` when none is given:
+/// `0.3 * ((ksize - 1) * 0.5 - 1) + 0.8`.
+pub fn gaussian_sigma_for_ksize(ksize: usize) -> f64 {
+    0.3 * ((ksize as f64 - 1.0) * 0.5 - 1.0) + 0.8
+}
+
+/// OpenCV's `getGaussianKernel(ksize, sigma, CV_32F)`: normalised 1-D Gaussian weights. With
+/// `sigma <= 0` and `ksize` 1, 3, 5, 7 or 9 it returns OpenCV's fixed tables (binomial up to
+/// 7, `[4, 13, 30, 51, 60, 51, 30, 13, 4] / 256` for 9; OpenCV 4.x+ `getGaussianKernelBitExact`),
+/// else the sampled Gaussian with the sigma of [`gaussian_sigma_for_ksize`].
+pub fn gaussian_kernel(ksize: usize, sigma: f64) -> Result<Vec<f32>> {
+    if ksize == 0 || ksize % 2 == 0 {
+        return Err(ImageError::Parameter {
+            op: "gaussian_kernel",
+            msg: format!("kernel size must be odd and positive, got {ksize}"),
+        });
+    }
+    if !sigma.is_finite() {
+        return Err(ImageError::NonFinite {
+            op: "gaussian_kernel",
+        });
+    }
+    const SMALL: [&[f32]; 5] = [
+        &[1.0],
+        &[0.25, 0.5, 0.25],
+        &[0.0625, 0.25, 0.375, 0.25, 0.0625],
+        &[
+            0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125,
+        ],
+        &[
+            4.0 / 256.0,
+            13.0 / 256.0,
+            30.0 / 256.0,
+            51.0 / 256.0,
+            60.0 / 256.0,
+            51.0 / 256.0,
+            30.0 / 256.0,
+            13.0 / 256.0,
+            4.0 / 256.0,
+        ],
+    ];
+    if sigma <= 0.0 && ksize <= 9 {
+        return Ok(SMALL[ksize / 2].to_vec());
+    }
+    let s = if sigma > 0.0 {
+        sigma
+    } else {
+        gaussian_sigma_for_ksize(ksize)
+    };
+    let scale2 = -0.5 / (s * s);
+    let w: Vec<f64> = (0..ksize)
+        .map(|i| {
+            let x = i as f64 - (ksize as f64 - 1.0) * 0.5;
+            (scale2 * x * x).exp()
+        })
+        .collect();
+    let sum: f64 = w.iter().sum();
+    Ok(w.iter().map(|v| (v / sum) as f32).collect())
+}
+
+/// `cv2.GaussianBlur(src, (ksize, ksize), sigma)` with reflect-101 borders. `ksize` 0 derives
+/// the size from `sigma` ([`gaussian_ksize_for_sigma`]); `sigma <= 0` derives sigma from the
+/// size (DFL's mask blur uses this). Size 1 returns a copy.
+pub fn gaussian_blur(src: &Image, ksize: usize, sigma: f64) -> Result<Image> {
+    let op = "gaussian_blur";
+    if !sigma.is_finite() {
+        return Err(ImageError::NonFinite { op });
+    }
+    let k = match (ksize, sigma > 0.0) {
+        (0, true) => gaussian_ksize_for_sigma(sigma),
+        (0, false) => {
+            return Err(ImageError::Parameter {
+                op,
+                msg: "need a kernel size or a positive sigma".into(),
+            });
+        }
+        (k, _) => k,
+    };
+    let kernel = gaussian_kernel(k, sigma)?;
+    sep_filter(src, &kernel, &kernel, Border::Reflect101)
+}
+
+/// `cv2.blur(src, (kw, kh))`: normalised box filter, anchor at the centre (`k / 2`, so even
+/// sizes reach one pixel further left/up), reflect-101 borders.
+pub fn box_blur(src: &Image, kw: usize, kh: usize) -> Result<Image> {
+    if kw == 0 || kh == 0 {
+        return Err(ImageError::Parameter {
+            op: "box_blur",
+            msg: format!("kernel size {kw}x{kh} must be positive"),
+        });
+    }
+    let kx = vec![1.0 / kw as f32; kw];
+    let ky = vec![1.0 / kh as f32; kh];
+    sep_filter(src, &kx, &ky, Border::Reflect101)
+}
+
+/// Separable correlation (`cv2.sepFilter2D`): rows with `kx`, then columns with `ky`, anchors
+/// at `len / 2`, every channel independently. Non-finite input is refused.
+pub fn sep_filter(src: &Image, kx: &[f32], ky: &[f32], border: Border) -> Result<Image> {
+    let op = "sep_filter";
+    if kx.is_empty() || ky.is_empty() {
+        return Err(ImageError::Parameter {
+            op,
+            msg: "empty kernel".into(),
+        });
+    }
+    if kx.iter().chain(ky).any(|v| !v.is_finite()) {
+        return Err(ImageError::NonFinite { op });
+    }
+    src.check_finite(op)?;
+    let (w, h, c) = src.shape();
+    let row_len = w * c;
+    let ax = kx.len() / 2;
+    let ay = ky.len() / 2;
+    // Rows outside the image are constant rows, which the row pass maps to sum(kx) * value.
+    let cval = border.constant() * kx.iter().sum::<f32>();
+    // Row pass: each row padded into a scratch buffer, then one saxpy per tap.
+    let mut tmp = vec![0f32; h * row_len];
+    tmp.par_chunks_mut(row_len).enumerate().for_each_init(
+        Vec::new,
+        |pad: &mut Vec<f32>, (y, out)| {
+            pad_row(src.row(y), w, c, ax, kx.len() - 1 - ax, border, pad);
+            out.fill(0.0);
+            for (k, &wk) in kx.iter().enumerate() {
+                let s = &pad[k * c..k * c + row_len];
+                for (o, &v) in out.iter_mut().zip(s) {
+                    *o += wk * v;
+                }
+            }
+        },
+    );
+    // Column pass: one saxpy per tap over whole rows of the row-filtered image.
+    let mut out = src.zeros_like();
+    let tmp = &tmp;
+    out.data_mut()
+        .par_chunks_mut(row_len)
+        .enumerate()
+        .for_each(|(y, orow)| {
+            for (k, &wk) in ky.iter().enumerate() {
+                match border.index(y as i64 + k as i64 - ay as i64, h) {
+                    Some(sy) => {
+                        let s = &tmp[sy * row_len..(sy + 1) * row_len];
+                        for (o, &v) in orow.iter_mut().zip(s) {
+                            *o += wk * v;
+                        }
+                    }
+                    None => {
+                        for o in orow.iter_mut() {
+                            *o += wk * cval;
+                        }
+                    }
+                }
+            }
+        });
+    Ok(out)
+}
+
+/// Copies `row` (w pixels of c channels) into `pad` with `left`/`right` border pixels.
+fn pad_row(
+    row: &[f32],
+    w: usize,
+    c: usize,
+    left: usize,
+    right: usize,
+    border: Border,
+    pad: &mut Vec<f32>,
+) {
+    pad.clear();
+    pad.reserve((w + left + right) * c);
+    for i in 0..left {
+        push_px(row, i as i64 - left as i64, w, c, border, pad);
+    }
+    pad.extend_from_slice(row);
+    for i in 0..right {
+        push_px(row, (w + i) as i64, w, c, border, pad);
+    }
+}
+
+fn push_px(row: &[f32], x: i64, w: usize, c: usize, border: Border, pad: &mut Vec<f32>) {
+    match border.index(x, w) {
+        Some(i) => pad.extend_from_slice(&row[i * c..(i + 1) * c]),
+        None => pad.extend(std::iter::repeat_n(border.constant(), c)),
+    }
+}
+
+/// A 2-D correlation kernel (row-major weights), as passed to `cv2.filter2D`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kernel {
+    width: usize,
+    height: usize,
+    weights: Vec<f32>,
+}
+
+impl Kernel {
+    /// A `width x height` kernel; fails on a zero side, a length mismatch or non-finite
+    /// weights.
+    pub fn new(width: usize, height: usize, weights: Vec<f32>) -> Result<Kernel> {
+        let op = "Kernel::new";
+        if width == 0 || height == 0 || weights.len() != width * height {
+            return Err(ImageError::Parameter {
+                op,
+                msg: format!("{width}x{height} kernel with {} weights", weights.len()),
+            });
+        }
+        if weights.iter().any(|v| !v.is_finite()) {
+            return Err(ImageError::NonFinite { op });
+        }
+        Ok(Kernel {
+            width,
+            height,
+            weights,
+        })
+    }
+
+    /// Width in taps.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Height in taps.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Weights, row-major.
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+}
+
+/// `cv2.filter2D(src, -1, kernel)`: correlation with anchor (`width / 2`, `height / 2`),
+/// every channel independently, with the given border (OpenCV's default is
+/// [`Border::Reflect101`]). Zero weights are skipped.
+pub fn filter2d(src: &Image, kernel: &Kernel, border: Border) -> Result<Image> {
+    let op = "filter2d";
+    src.check_finite(op)?;
+    let (w, h, c) = src.shape();
+    let row_len = w * c;
+    let (ax, ay) = (kernel.width / 2, kernel.height / 2);
+    let right = kernel.width - 1 - ax;
+    // Pad every source row once; rows outside the image are resolved per output row.
+    let mut padded = vec![0f32; h * (w + kernel.width - 1) * c];
+    let prow_len = (w + kernel.width - 1) * c;
+    padded.par_chunks_mut(prow_len).enumerate().for_each_init(
+        Vec::new,
+        |pad: &mut Vec<f32>, (y, out)| {
+            pad_row(src.row(y), w, c, ax, right, border, pad);
+            out.copy_from_slice(pad);
+        },
+    );
+    let cval = border.constant();
+    let mut out = src.zeros_like();
+    let padded = &padded;
+    out.data_mut()
+        .par_chunks_mut(row_len)
+        .enumerate()
+        .for_each(|(y, orow)| {
+            for ky in 0..kernel.height {
+                let sy = border.index(y as i64 + ky as i64 - ay as i64, h);
+                for kx in 0..kernel.width {
+                    let wk = kernel.weights[ky * kernel.width + kx];
+                    if wk == 0.0 {
+                        continue;
+                    }
+                    match sy {
+                        Some(sy) => {
+                            let s =
+                                &padded[sy * prow_len + kx * c..sy * prow_len + kx * c + row_len];
+                            for (o, &v) in orow.iter_mut().zip(s) {
+                                *o += wk * v;
+                            }
+                        }
+                        None => {
+                            for o in orow.iter_mut() {
+                                *o += wk * cval;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    Ok(out)
+}
+
+/// `cv2.medianBlur(src, ksize)` for float images (OpenCV accepts only 3 and 5 there): the
+/// median of each channel over a `ksize x ksize` window, edges replicated.
+pub fn median_blur(src: &Image, ksize: usize) -> Result<Image> {
+    let op = "median_blur";
+    if ksize != 3 && ksize != 5 {
+        return Err(ImageError::Parameter {
+            op,
+            msg: format!("float median supports kernel size 3 or 5, got {ksize}"),
+        });
+    }
+    src.check_finite(op)?;
+    let (w, h, c) = src.shape();
+    let r = (ksize / 2) as i64;
+    let mut out = src.zeros_like();
+    out.data_mut()
+        .par_chunks_mut(w * c)
+        .enumerate()
+        .for_each(|(y, orow)| {
+            let rows: Vec<&[f32]> = (-r..=r)
+                .map(|d| src.row((y as i64 + d).clamp(0, h as i64 - 1) as usize))
+                .collect();
+            let mut win = [0f32; 25];
+            let n = ksize * ksize;
+            for x in 0..w {
+                for ch in 0..c {
+                    let mut k = 0;
+                    for row in &rows {
+                        for dx in -r..=r {
+                            let sx = (x as i64 + dx).clamp(0, w as i64 - 1) as usize;
+                            win[k] = row[sx * c + ch];
+                            k += 1;
+                        }
+                    }
+                    let (_, m, _) = win[..n].select_nth_unstable_by(n / 2, f32::total_cmp);
+                    orow[x * c + ch] = *m;
+                }
+            }
+        });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference;
+
+    fn img(w: usize, h: usize, c: usize) -> Image {
+        Image::from_fn(w, h, c, |x, y, ch| {
+            ((x * 31 + y * 17 + ch * 7) % 23) as f32 / 22.0
+        })
+        .unwrap()
+    }
+
+    fn max_diff(a: &Image, b: &Image) -> f32 {
+        a.data()
+            .iter()
+            .zip(b.data())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn kernel_rules_match_opencv() {
+        assert_eq!(gaussian_ksize_for_sigma(2.0), 17);
+        assert_eq!(gaussian_ksize_for_sigma(10.0), 81);
+        assert_eq!(gaussian_ksize_for_sigma(0.1), 3);
+        assert!((gaussian_sigma_for_ksize(9) - 1.7).abs() < 1e-12);
+        assert_eq!(gaussian_kernel(3, 0.0).unwrap(), vec![0.25, 0.5, 0.25]);
+        let k = gaussian_kernel(9, 0.0).unwrap();
+        assert!((k.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(gaussian_kernel(4, 1.0).is_err());
+        assert!(gaussian_blur(&img(4, 4, 1), 0, 0.0).is_err());
+    }
+
+    #[test]
+    fn sep_and_2d_filters_agree_with_reference() {
+        let src = img(17, 13, 3);
+        let kx = [0.1, -0.3, 0.7, 0.2];
+        let ky = [0.25, 0.5, 0.125, 0.0625, 0.0625];
+        for border in [
+            Border::Reflect101,
+            Border::Replicate,
+            Border::Reflect,
+            Border::Constant(0.5),
+            Border::Wrap,
+        ] {
+            let fast = sep_filter(&src, &kx, &ky, border).unwrap();
+            let mut k2 = Vec::new();
+            for a in ky {
+                for b in kx {
+                    k2.push(a * b);
+                }
+            }
+            let kernel = Kernel::new(4, 5, k2).unwrap();
+            let slow = reference::filter2d(&src, &kernel, border).unwrap();
+            let fast2 = filter2d(&src, &kernel, border).unwrap();
+            assert!(max_diff(&fast, &slow) < 1e-5, "{border:?}");
+            assert!(max_diff(&fast2, &slow) < 1e-5, "{border:?}");
+        }
+    }
+
+    #[test]
+    fn median_agrees_with_reference_and_refuses_nan() {
+        let src = img(11, 9, 3);
+        for k in [3, 5] {
+            let fast = median_blur(&src, k).unwrap();
+            let slow = reference::median_blur(&src, k).unwrap();
+            assert_eq!(fast, slow);
+        }
+        assert!(median_blur(&src, 7).is_err());
+        let mut bad = src.clone();
+        bad.data_mut()[5] = f32::NAN;
+        assert!(matches!(
+            median_blur(&bad, 5),
+            Err(ImageError::NonFinite { .. })
+        ));
+        assert!(matches!(
+            gaussian_blur(&bad, 3, 0.0),
+            Err(ImageError::NonFinite { .. })
+        ));
+    }
+}
