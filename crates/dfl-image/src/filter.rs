@@ -26,7 +26,7 @@ pub fn gaussian_sigma_for_ksize(ksize: usize) -> f64 {
 /// 7, `[4, 13, 30, 51, 60, 51, 30, 13, 4] / 256` for 9; OpenCV 4.x+ `getGaussianKernelBitExact`),
 /// else the sampled Gaussian with the sigma of [`gaussian_sigma_for_ksize`].
 pub fn gaussian_kernel(ksize: usize, sigma: f64) -> Result<Vec<f32>> {
-    if ksize == 0 || ksize % 2 == 0 {
+    if ksize == 0 || ksize.is_multiple_of(2) {
         return Err(ImageError::Parameter {
             op: "gaussian_kernel",
             msg: format!("kernel size must be odd and positive, got {ksize}"),
