@@ -7,6 +7,7 @@
 use crate::border::Border;
 use crate::error::{ImageError, Result};
 use crate::image::Image;
+use crate::simd::{conv_cols, conv_row};
 use rayon::prelude::*;
 
 /// OpenCV's kernel size for a Gaussian of `sigma` on float images when none is given:
@@ -131,43 +132,31 @@ pub fn sep_filter(src: &Image, kx: &[f32], ky: &[f32], border: Border) -> Result
     let ay = ky.len() / 2;
     // Rows outside the image are constant rows, which the row pass maps to sum(kx) * value.
     let cval = border.constant() * kx.iter().sum::<f32>();
-    // Row pass: each row padded into a scratch buffer, then one saxpy per tap.
+    // Row pass: each row padded into a scratch buffer, then a blocked correlation.
     let mut tmp = vec![0f32; h * row_len];
     tmp.par_chunks_mut(row_len).enumerate().for_each_init(
         Vec::new,
         |pad: &mut Vec<f32>, (y, out)| {
             pad_row(src.row(y), w, c, ax, kx.len() - 1 - ax, border, pad);
-            out.fill(0.0);
-            for (k, &wk) in kx.iter().enumerate() {
-                let s = &pad[k * c..k * c + row_len];
-                for (o, &v) in out.iter_mut().zip(s) {
-                    *o += wk * v;
-                }
-            }
+            conv_row(pad, kx, c, false, out);
         },
     );
-    // Column pass: one saxpy per tap over whole rows of the row-filtered image.
+    // Column pass: a blocked correlation over whole rows of the row-filtered image.
+    let const_row = vec![cval; row_len];
     let mut out = src.zeros_like();
     let tmp = &tmp;
     out.data_mut()
         .par_chunks_mut(row_len)
         .enumerate()
-        .for_each(|(y, orow)| {
-            for (k, &wk) in ky.iter().enumerate() {
-                match border.index(y as i64 + k as i64 - ay as i64, h) {
-                    Some(sy) => {
-                        let s = &tmp[sy * row_len..(sy + 1) * row_len];
-                        for (o, &v) in orow.iter_mut().zip(s) {
-                            *o += wk * v;
-                        }
-                    }
-                    None => {
-                        for o in orow.iter_mut() {
-                            *o += wk * cval;
-                        }
-                    }
-                }
+        .for_each_init(Vec::new, |rows: &mut Vec<&[f32]>, (y, orow)| {
+            rows.clear();
+            for k in 0..ky.len() {
+                rows.push(match border.index(y as i64 + k as i64 - ay as i64, h) {
+                    Some(sy) => &tmp[sy * row_len..(sy + 1) * row_len],
+                    None => &const_row,
+                });
             }
+            conv_cols(rows, ky, orow);
         });
     Ok(out)
 }
@@ -247,7 +236,7 @@ impl Kernel {
 
 /// `cv2.filter2D(src, -1, kernel)`: correlation with anchor (`width / 2`, `height / 2`),
 /// every channel independently, with the given border (OpenCV's default is
-/// [`Border::Reflect101`]). Zero weights are skipped.
+/// [`Border::Reflect101`]). All-zero kernel rows are skipped.
 pub fn filter2d(src: &Image, kernel: &Kernel, border: Border) -> Result<Image> {
     let op = "filter2d";
     src.check_finite(op)?;
@@ -265,7 +254,7 @@ pub fn filter2d(src: &Image, kernel: &Kernel, border: Border) -> Result<Image> {
             out.copy_from_slice(pad);
         },
     );
-    let cval = border.constant();
+    let const_row = vec![border.constant(); prow_len];
     let mut out = src.zeros_like();
     let padded = &padded;
     out.data_mut()
@@ -273,26 +262,13 @@ pub fn filter2d(src: &Image, kernel: &Kernel, border: Border) -> Result<Image> {
         .enumerate()
         .for_each(|(y, orow)| {
             for ky in 0..kernel.height {
-                let sy = border.index(y as i64 + ky as i64 - ay as i64, h);
-                for kx in 0..kernel.width {
-                    let wk = kernel.weights[ky * kernel.width + kx];
-                    if wk == 0.0 {
-                        continue;
-                    }
-                    match sy {
-                        Some(sy) => {
-                            let s =
-                                &padded[sy * prow_len + kx * c..sy * prow_len + kx * c + row_len];
-                            for (o, &v) in orow.iter_mut().zip(s) {
-                                *o += wk * v;
-                            }
-                        }
-                        None => {
-                            for o in orow.iter_mut() {
-                                *o += wk * cval;
-                            }
-                        }
-                    }
+                let prow = match border.index(y as i64 + ky as i64 - ay as i64, h) {
+                    Some(sy) => &padded[sy * prow_len..(sy + 1) * prow_len],
+                    None => &const_row[..],
+                };
+                let wrow = &kernel.weights[ky * kernel.width..(ky + 1) * kernel.width];
+                if wrow.iter().any(|&v| v != 0.0) {
+                    conv_row(prow, wrow, c, true, orow);
                 }
             }
         });

@@ -18,6 +18,7 @@ mod image;
 mod interp;
 pub mod reference;
 mod resize;
+mod simd;
 mod warp;
 
 pub use border::Border;
@@ -30,3 +31,9 @@ pub use image::{Image, MAX_CHANNELS, MAX_SIDE, Quantize};
 pub use interp::{Interp, cubic_weights, lanczos4_weights};
 pub use resize::resize;
 pub use warp::{Affine, invert_affine, remap, warp_affine, warp_affine_inverse};
+
+/// Worker threads the parallel operations of this crate use (rayon's global pool; set
+/// `RAYON_NUM_THREADS` to change it). Benchmarks give references the same count.
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}

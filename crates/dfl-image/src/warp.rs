@@ -13,6 +13,7 @@ use crate::border::Border;
 use crate::error::{ImageError, Result};
 use crate::image::Image;
 use crate::interp::{Interp, TAB_SIZE, cubic_weights, lanczos4_table};
+use crate::simd::madd;
 use rayon::prelude::*;
 
 /// A 2x3 affine matrix, row-major, as OpenCV's `M` of `warpAffine`.
@@ -81,7 +82,10 @@ pub fn warp_affine_inverse(
     out.data_mut()
         .par_chunks_mut(row_len)
         .enumerate()
-        .for_each(|(y, row)| sampler.affine_row(m, y, row));
+        .for_each_init(
+            || (vec![0f32; width], vec![0f32; width]),
+            |(sx, sy), (y, row)| sampler.affine_row(m, y, row, sx, sy),
+        );
     Ok(out)
 }
 
@@ -126,7 +130,7 @@ pub(crate) struct Sampler<'a> {
 #[derive(Clone, Copy)]
 enum Pos {
     /// Exact coordinate (nearest, linear, cubic).
-    Exact(f64, f64),
+    Exact(f32, f32),
     /// Integer pixel and 1/32 sub-pixel index (Lanczos4).
     Fixed(i64, i64, usize, usize),
     /// Non-finite coordinate: the border constant.
@@ -149,7 +153,7 @@ impl<'a> Sampler<'a> {
         }
     }
 
-    fn affine_row(&self, m: &Affine, y: usize, out: &mut [f32]) {
+    fn affine_row(&self, m: &Affine, y: usize, out: &mut [f32], sx: &mut [f32], sy: &mut [f32]) {
         if self.interp == Interp::Lanczos4 {
             // OpenCV's fixed-point coordinate path: AB_BITS = 10, INTER_BITS = 5.
             let (x0, y0) = lanczos_row_origin(m, y);
@@ -158,10 +162,10 @@ impl<'a> Sampler<'a> {
                 Pos::Fixed(xi >> 5, yi >> 5, (xi & 31) as usize, (yi & 31) as usize)
             });
         } else {
-            self.dispatch(out, |x| {
-                let (sx, sy) = exact_coord(m, x, y);
-                Pos::Exact(f64::from(sx), f64::from(sy))
-            });
+            for (x, (a, b)) in sx.iter_mut().zip(sy.iter_mut()).enumerate() {
+                (*a, *b) = exact_coord(m, x, y);
+            }
+            self.exact_span(sx, sy, out);
         }
     }
 
@@ -177,28 +181,112 @@ impl<'a> Sampler<'a> {
                 Pos::Fixed(xi >> 5, yi >> 5, (xi & 31) as usize, (yi & 31) as usize)
             });
         } else {
-            self.dispatch(out, |x| {
-                let (fx, fy) = (f64::from(mx[x]), f64::from(my[x]));
-                if fx.is_finite() && fy.is_finite() {
-                    Pos::Exact(fx, fy)
+            self.exact_span(mx, my, out);
+        }
+    }
+
+    /// Fills one output row from exact source coordinates (nearest, linear, cubic), with the
+    /// AVX2 + FMA build when the CPU has it.
+    fn exact_span(&self, sx: &[f32], sy: &[f32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            unsafe { exact_span_avx2(self, sx, sy, out) };
+            return;
+        }
+        self.exact_span_c::<false>(sx, sy, out);
+    }
+
+    #[inline(always)]
+    fn exact_span_c<const FMA: bool>(&self, sx: &[f32], sy: &[f32], out: &mut [f32]) {
+        match (self.interp, self.c) {
+            (Interp::Cubic, 1) => self.span::<1, 4, FMA>(sx, sy, out),
+            (Interp::Cubic, 2) => self.span::<2, 4, FMA>(sx, sy, out),
+            (Interp::Cubic, 3) => self.span::<3, 4, FMA>(sx, sy, out),
+            (Interp::Cubic, _) => self.span::<4, 4, FMA>(sx, sy, out),
+            (Interp::Nearest, _) => self.fill_c::<FMA>(out, |x| {
+                if sx[x].is_finite() && sy[x].is_finite() {
+                    Pos::Exact(sx[x], sy[x])
                 } else {
                     Pos::Outside
                 }
-            });
+            }),
+            (_, 1) => self.span::<1, 2, FMA>(sx, sy, out),
+            (_, 2) => self.span::<2, 2, FMA>(sx, sy, out),
+            (_, 3) => self.span::<3, 2, FMA>(sx, sy, out),
+            (_, _) => self.span::<4, 2, FMA>(sx, sy, out),
         }
     }
 
-    /// Fills one output row, pixel x from `pos(x)`, with the channel count as a constant.
+    /// Linear (N = 2) or cubic (N = 4) interpolation of a row of exact coordinates: weights
+    /// for a block of pixels first (a vectorisable loop), then the taps.
+    #[inline(always)]
+    fn span<const C: usize, const N: usize, const FMA: bool>(
+        &self,
+        sx: &[f32],
+        sy: &[f32],
+        out: &mut [f32],
+    ) {
+        const B: usize = 64;
+        let off = (N / 2 - 1) as i64;
+        let lim = COORD_LIMIT as f32;
+        let (mut wxs, mut wys) = ([[0f32; N]; B], [[0f32; N]; B]);
+        let (mut ixs, mut iys) = ([0i64; B], [0i64; B]);
+        let weights = |f: f32| -> [f32; N] {
+            let mut w = [0f32; N];
+            if N == 4 {
+                w.copy_from_slice(&cubic_weights(f)[..N]);
+            } else {
+                w[0] = 1.0 - f;
+                w[1] = f;
+            }
+            w
+        };
+        for ((bx, by), bo) in sx.chunks(B).zip(sy.chunks(B)).zip(out.chunks_mut(B * C)) {
+            for k in 0..bx.len() {
+                let (x, y) = (bx[k].clamp(-lim, lim), by[k].clamp(-lim, lim));
+                let (fx, fy) = (x.floor(), y.floor());
+                ixs[k] = fx as i64 - off;
+                iys[k] = fy as i64 - off;
+                wxs[k] = weights(x - fx);
+                wys[k] = weights(y - fy);
+            }
+            for (k, px) in bo.chunks_exact_mut(C).enumerate() {
+                let v: [f32; C] = if bx[k].is_finite() && by[k].is_finite() {
+                    self.taps::<C, N, FMA>(ixs[k], iys[k], &wxs[k], &wys[k])
+                } else {
+                    [self.border.constant(); C]
+                };
+                px.copy_from_slice(&v);
+            }
+        }
+    }
+
+    /// Fills one output row, pixel x from `pos(x)`, with the AVX2 + FMA build when the CPU
+    /// has it.
     fn dispatch(&self, out: &mut [f32], pos: impl Fn(usize) -> Pos) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::has_avx2_fma() {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            unsafe { fill_avx2(self, out, pos) };
+            return;
+        }
+        self.fill_c::<false>(out, pos);
+    }
+
+    /// Fills one output row with the channel count as a constant.
+    #[inline(always)]
+    fn fill_c<const FMA: bool>(&self, out: &mut [f32], pos: impl Fn(usize) -> Pos) {
         match self.c {
-            1 => self.fill::<1>(out, pos),
-            2 => self.fill::<2>(out, pos),
-            3 => self.fill::<3>(out, pos),
-            _ => self.fill::<4>(out, pos),
+            1 => self.fill::<1, FMA>(out, pos),
+            2 => self.fill::<2, FMA>(out, pos),
+            3 => self.fill::<3, FMA>(out, pos),
+            _ => self.fill::<4, FMA>(out, pos),
         }
     }
 
-    fn fill<const C: usize>(&self, out: &mut [f32], pos: impl Fn(usize) -> Pos) {
+    #[inline(always)]
+    fn fill<const C: usize, const FMA: bool>(&self, out: &mut [f32], pos: impl Fn(usize) -> Pos) {
         for (x, px) in out.chunks_exact_mut(C).enumerate() {
             let v: [f32; C] = match pos(x) {
                 Pos::Outside => [self.border.constant(); C],
@@ -207,17 +295,22 @@ impl<'a> Sampler<'a> {
                     Interp::Cubic => {
                         let (ix, fx) = split(sx);
                         let (iy, fy) = split(sy);
-                        self.taps::<C, 4>(ix - 1, iy - 1, &cubic_weights(fx), &cubic_weights(fy))
+                        self.taps::<C, 4, FMA>(
+                            ix - 1,
+                            iy - 1,
+                            &cubic_weights(fx),
+                            &cubic_weights(fy),
+                        )
                     }
                     _ => {
                         let (ix, fx) = split(sx);
                         let (iy, fy) = split(sy);
-                        self.taps::<C, 2>(ix, iy, &[1.0 - fx, fx], &[1.0 - fy, fy])
+                        self.taps::<C, 2, FMA>(ix, iy, &[1.0 - fx, fx], &[1.0 - fy, fy])
                     }
                 },
                 Pos::Fixed(ix, iy, ax, ay) => {
                     let t = lanczos4_table();
-                    self.taps::<C, 8>(ix - 3, iy - 3, &t[ax], &t[ay])
+                    self.taps::<C, 8, FMA>(ix - 3, iy - 3, &t[ax], &t[ay])
                 }
             };
             px.copy_from_slice(&v);
@@ -225,9 +318,10 @@ impl<'a> Sampler<'a> {
     }
 
     #[inline(always)]
-    fn nearest<const C: usize>(&self, sx: f64, sy: f64) -> [f32; C] {
-        let ix = sx.clamp(-COORD_LIMIT, COORD_LIMIT).round_ties_even() as i64;
-        let iy = sy.clamp(-COORD_LIMIT, COORD_LIMIT).round_ties_even() as i64;
+    fn nearest<const C: usize>(&self, sx: f32, sy: f32) -> [f32; C] {
+        let lim = COORD_LIMIT as f32;
+        let ix = sx.clamp(-lim, lim).round_ties_even() as i64;
+        let iy = sy.clamp(-lim, lim).round_ties_even() as i64;
         match (self.border.index(ix, self.w), self.border.index(iy, self.h)) {
             (Some(x), Some(y)) => {
                 let i = (y * self.w + x) * C;
@@ -241,7 +335,7 @@ impl<'a> Sampler<'a> {
 
     /// Separable N x N tap sum with top-left tap at (x0, y0).
     #[inline(always)]
-    fn taps<const C: usize, const N: usize>(
+    fn taps<const C: usize, const N: usize, const FMA: bool>(
         &self,
         x0: i64,
         y0: i64,
@@ -251,19 +345,20 @@ impl<'a> Sampler<'a> {
         let mut acc = [0f32; C];
         let (w, h) = (self.w as i64, self.h as i64);
         if x0 >= 0 && y0 >= 0 && x0 + (N as i64) <= w && y0 + (N as i64) <= h {
-            // Every tap inside: no border lookups.
+            // Every tap inside: sum the N rows of N*C contiguous samples first (vectorises),
+            // then apply the horizontal weights per channel.
             let stride = self.w * C;
             let start = (y0 as usize * self.w + x0 as usize) * C;
+            let mut col = [0f32; 32];
             for (i, &wyi) in wy.iter().enumerate() {
                 let row = &self.data[start + i * stride..start + i * stride + N * C];
-                let mut hsum = [0f32; C];
-                for (j, &wxj) in wx.iter().enumerate() {
-                    for c in 0..C {
-                        hsum[c] += wxj * row[j * C + c];
-                    }
+                for k in 0..N * C {
+                    col[k] = madd::<FMA>(col[k], wyi, row[k]);
                 }
+            }
+            for (j, &wxj) in wx.iter().enumerate() {
                 for c in 0..C {
-                    acc[c] += wyi * hsum[c];
+                    acc[c] = madd::<FMA>(acc[c], wxj, col[j * C + c]);
                 }
             }
             return acc;
@@ -299,12 +394,26 @@ impl<'a> Sampler<'a> {
     }
 }
 
+/// [`Sampler::exact_span_c`] compiled for AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn exact_span_avx2(s: &Sampler<'_>, sx: &[f32], sy: &[f32], out: &mut [f32]) {
+    s.exact_span_c::<true>(sx, sy, out);
+}
+
+/// [`Sampler::fill_c`] compiled for AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fill_avx2(s: &Sampler<'_>, out: &mut [f32], pos: impl Fn(usize) -> Pos) {
+    s.fill_c::<true>(out, pos);
+}
+
 /// Integer part (floor, clamped far outside any image) and fraction of a coordinate.
 #[inline(always)]
-fn split(v: f64) -> (i64, f32) {
-    let v = v.clamp(-COORD_LIMIT, COORD_LIMIT);
+fn split(v: f32) -> (i64, f32) {
+    let v = v.clamp(-COORD_LIMIT as f32, COORD_LIMIT as f32);
     let f = v.floor();
-    (f as i64, (v - f) as f32)
+    (f as i64, v - f)
 }
 
 /// OpenCV's `saturate_cast<int>(double)`: round half to even, saturate (NaN -> INT_MIN).

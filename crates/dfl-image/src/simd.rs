@@ -1,0 +1,157 @@
+//! Hot inner loops compiled twice: for the baseline CPU and, on x86-64, with AVX2 + FMA,
+//! chosen at run time. The loops are plain Rust written so the compiler vectorises them;
+//! `FMA = true` turns `a + w * x` into fused multiply-adds.
+//!
+//! The portable build is what every other target runs; `tests` check both agree.
+
+/// `acc + w * x`, fused when the FMA build is compiled.
+#[inline(always)]
+pub(crate) fn madd<const FMA: bool>(acc: f32, w: f32, x: f32) -> f32 {
+    if FMA { x.mul_add(w, acc) } else { acc + w * x }
+}
+
+/// Whether the AVX2 + FMA builds may run on this CPU.
+#[inline]
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `$name(args)` that runs `$body_fn::<true>(args)` compiled for AVX2 + FMA when the
+/// CPU has them, else `$body_fn::<false>(args)` for the baseline.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident / $avx:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $avx($($arg: $ty),*) {
+            $body::<true>($($arg),*)
+        }
+
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if $crate::simd::has_avx2_fma() {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                return unsafe { $avx($($arg),*) };
+            }
+            $body::<false>($($arg),*)
+        }
+    };
+}
+
+/// Output elements computed per register block by the 1-D convolutions.
+const BLOCK: usize = 16;
+
+/// `out[i] (+)= sum_k w[k] * src[i + k * step]` (a row correlation over a padded row; with
+/// `add` the sum is added to `out`). `src` must hold at least
+/// `out.len() + (w.len() - 1) * step` values.
+#[inline(always)]
+fn conv_row_body<const FMA: bool>(src: &[f32], w: &[f32], step: usize, add: bool, out: &mut [f32]) {
+    let n = out.len();
+    let mut i = 0;
+    while i + BLOCK <= n {
+        let mut acc = [0f32; BLOCK];
+        if add {
+            acc.copy_from_slice(&out[i..i + BLOCK]);
+        }
+        for (k, &wk) in w.iter().enumerate() {
+            let s = &src[i + k * step..i + k * step + BLOCK];
+            for l in 0..BLOCK {
+                acc[l] = madd::<FMA>(acc[l], wk, s[l]);
+            }
+        }
+        out[i..i + BLOCK].copy_from_slice(&acc);
+        i += BLOCK;
+    }
+    for j in i..n {
+        let mut a = if add { out[j] } else { 0.0 };
+        for (k, &wk) in w.iter().enumerate() {
+            a = madd::<FMA>(a, wk, src[j + k * step]);
+        }
+        out[j] = a;
+    }
+}
+
+multiversion!(
+    /// Row correlation: `out[i] (+)= sum_k w[k] * src[i + k * step]`.
+    pub(crate) fn conv_row / conv_row_avx2 => conv_row_body(src: &[f32], w: &[f32], step: usize, add: bool, out: &mut [f32])
+);
+
+/// `out[i] = sum_k w[k] * rows[k][i]` (a column correlation over whole rows).
+#[inline(always)]
+fn conv_cols_body<const FMA: bool>(rows: &[&[f32]], w: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    let mut i = 0;
+    while i + BLOCK <= n {
+        let mut acc = [0f32; BLOCK];
+        for (r, &wk) in rows.iter().zip(w) {
+            let s = &r[i..i + BLOCK];
+            for l in 0..BLOCK {
+                acc[l] = madd::<FMA>(acc[l], wk, s[l]);
+            }
+        }
+        out[i..i + BLOCK].copy_from_slice(&acc);
+        i += BLOCK;
+    }
+    for j in i..n {
+        let mut a = 0f32;
+        for (r, &wk) in rows.iter().zip(w) {
+            a = madd::<FMA>(a, wk, r[j]);
+        }
+        out[j] = a;
+    }
+}
+
+multiversion!(
+    /// Column correlation: `out[i] = sum_k w[k] * rows[k][i]`.
+    pub(crate) fn conv_cols / conv_cols_avx2 => conv_cols_body(rows: &[&[f32]], w: &[f32], out: &mut [f32])
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_builds_agree_with_a_plain_sum() {
+        let src: Vec<f32> = (0..200).map(|i| ((i * 37) % 19) as f32 / 7.0).collect();
+        let w = [0.1f32, -0.4, 0.9, 0.3, 0.05];
+        let step = 3;
+        let n = 200 - 4 * step;
+        let plain: Vec<f32> = (0..n)
+            .map(|i| {
+                w.iter()
+                    .enumerate()
+                    .map(|(k, wk)| wk * src[i + k * step])
+                    .sum()
+            })
+            .collect();
+        for variant in 0..2 {
+            let mut out = vec![0f32; n];
+            if variant == 0 {
+                conv_row_body::<false>(&src, &w, step, false, &mut out);
+            } else {
+                conv_row(&src, &w, step, false, &mut out);
+            }
+            for (a, b) in out.iter().zip(&plain) {
+                assert!((a - b).abs() < 1e-5);
+            }
+            let rows: Vec<&[f32]> = (0..5).map(|k| &src[k * 30..k * 30 + 37]).collect();
+            let mut cols = vec![0f32; 37];
+            if variant == 0 {
+                conv_cols_body::<false>(&rows, &w, &mut cols);
+            } else {
+                conv_cols(&rows, &w, &mut cols);
+            }
+            for (i, c) in cols.iter().enumerate() {
+                let e: f32 = (0..5).map(|k| w[k] * rows[k][i]).sum();
+                assert!((c - e).abs() < 1e-5);
+            }
+        }
+    }
+}
