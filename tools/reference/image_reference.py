@@ -124,6 +124,26 @@ def filters(noise, face):
     save("median_5", cv2.medianBlur(noise, 5))
 
 
+def colors(noise, face):
+    wide = (noise * 1.3 - 0.15).astype(np.float32)  # some samples outside [0, 1]
+    save("in_wide", wide)
+    save("lab_of_face", cv2.cvtColor(face, cv2.COLOR_BGR2Lab))
+    save("lab_of_wide", cv2.cvtColor(wide, cv2.COLOR_BGR2Lab))
+    save("lab_of_face_rgb", cv2.cvtColor(face, cv2.COLOR_RGB2Lab))
+    rng = np.random.default_rng(11)
+    lab = np.stack([rng.random((18, 24)) * 100, rng.random((18, 24)) * 254 - 127,
+                    rng.random((18, 24)) * 254 - 127], -1).astype(np.float32)
+    save("in_lab", lab)
+    save("bgr_of_lab", cv2.cvtColor(lab, cv2.COLOR_Lab2BGR))
+    save("hsv_of_face", cv2.cvtColor(face, cv2.COLOR_BGR2HSV))
+    # Hues in [0, 720): OpenCV 5 returns out-of-range values for negative hues (DFL never
+    # passes any: it wraps with numpy's %), while dfl-image wraps them modulo 360.
+    hsv = np.stack([rng.random((18, 24)) * 720, rng.random((18, 24)),
+                    rng.random((18, 24))], -1).astype(np.float32)
+    save("in_hsv", hsv)
+    save("bgr_of_hsv", cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dfl-aligned", default="/work/shared/fixtures/dfl-aligned")
@@ -134,6 +154,7 @@ def main():
     warps(noise, face_a)
     resizes(noise)
     filters(noise, face_a)
+    colors(noise, face_a)
     GOLDEN["opencv_version"] = cv2.__version__
     with open(os.path.join(OUT, "golden.json"), "w") as f:
         json.dump(GOLDEN, f, indent=1, sort_keys=True)

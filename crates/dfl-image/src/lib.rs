@@ -12,16 +12,21 @@
 #![allow(clippy::needless_range_loop)]
 
 mod border;
+mod color;
 mod error;
 mod filter;
 mod image;
 mod interp;
+mod morph;
 pub mod reference;
 mod resize;
 mod simd;
 mod warp;
 
 pub use border::Border;
+pub use color::{
+    bgr_to_hsv, bgr_to_lab, hsv_to_bgr, hsv_to_rgb, lab_to_bgr, lab_to_rgb, rgb_to_hsv, rgb_to_lab,
+};
 pub use error::{ImageError, Result};
 pub use filter::{
     Kernel, box_blur, filter2d, gaussian_blur, gaussian_kernel, gaussian_ksize_for_sigma,
@@ -29,6 +34,7 @@ pub use filter::{
 };
 pub use image::{Image, MAX_CHANNELS, MAX_SIDE, Quantize};
 pub use interp::{Interp, cubic_weights, lanczos4_weights};
+pub use morph::{MorphShape, StructuringElement, dilate, erode};
 pub use resize::resize;
 pub use warp::{Affine, invert_affine, remap, warp_affine, warp_affine_inverse};
 

@@ -209,3 +209,53 @@ pub fn median_blur(src: &Image, ksize: usize) -> Result<Image> {
     }
     Ok(out)
 }
+
+fn morph(src: &Image, e: &crate::StructuringElement, iterations: usize, max: bool) -> Image {
+    let mut cur = src.clone();
+    let (ax, ay) = ((e.width() / 2) as i64, (e.height() / 2) as i64);
+    for _ in 0..iterations {
+        let mut out = cur.clone();
+        for y in 0..cur.height() {
+            for x in 0..cur.width() {
+                for c in 0..cur.channels() {
+                    let mut best: Option<f32> = None;
+                    for ky in 0..e.height() {
+                        for kx in 0..e.width() {
+                            let sx = x as i64 + kx as i64 - ax;
+                            let sy = y as i64 + ky as i64 - ay;
+                            let inside = sx >= 0
+                                && sy >= 0
+                                && (sx as usize) < cur.width()
+                                && (sy as usize) < cur.height();
+                            if e.get(kx, ky) && inside {
+                                let v = cur.get(sx as usize, sy as usize, c);
+                                best = Some(match best {
+                                    None => v,
+                                    Some(b) if max => b.max(v),
+                                    Some(b) => b.min(v),
+                                });
+                            }
+                        }
+                    }
+                    out.pixel_mut(x, y)[c] = best.unwrap_or(if max {
+                        f32::NEG_INFINITY
+                    } else {
+                        f32::INFINITY
+                    });
+                }
+            }
+        }
+        cur = out;
+    }
+    cur
+}
+
+/// Reference of [`crate::erode`]: minimum over every set cell, cells outside ignored.
+pub fn erode(src: &Image, e: &crate::StructuringElement, iterations: usize) -> Result<Image> {
+    Ok(morph(src, e, iterations, false))
+}
+
+/// Reference of [`crate::dilate`]: maximum over every set cell, cells outside ignored.
+pub fn dilate(src: &Image, e: &crate::StructuringElement, iterations: usize) -> Result<Image> {
+    Ok(morph(src, e, iterations, true))
+}

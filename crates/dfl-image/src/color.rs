@@ -1,0 +1,329 @@
+//! Colour spaces with OpenCV's float conventions: Lab (L 0..100, a/b about -127..127, D65,
+//! sRGB gamma) and HSV (H in degrees 0..360, S and V 0..1). Function names say the channel
+//! order of the RGB side; DFL works in BGR.
+//!
+//! BGR/RGB -> Lab reproduces OpenCV's float path: inputs are clipped to [0, 1], rounded to
+//! 1/16384 and looked up in a 33^3 table of 16-bit Lab values with fixed-point trilinear
+//! interpolation (OpenCV's `RGB2Lab_f` with `useInterpolation`). That table is up to 0.5 a/b
+//! units away from the textbook formula, and DFL's RCT statistics are computed on it, so
+//! matching it matters for reproducing DFL. OpenCV fills its table with its softfloat library;
+//! ours uses hardware f32 in the same order, which rounds about 0.06 % of the nodes to the
+//! neighbouring 16-bit value, so results agree to one table step (0.0061 L, 0.0156 a/b). Lab -> BGR/RGB uses the float formulas
+//! with an exact sRGB gamma (OpenCV uses a spline of it: within 1e-4) and clips to [0, 1].
+
+use crate::error::Result;
+use crate::image::Image;
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+const LAB_LUT_DIM: usize = 33;
+const LAB_BASE: f32 = 16384.0;
+
+/// sRGB -> XYZ (D65), rows X, Y, Z; columns R, G, B (OpenCV's `sRGB2XYZ_D65`).
+const RGB2XYZ: [[f64; 3]; 3] = [
+    [0.412453, 0.357580, 0.180423],
+    [0.212671, 0.715160, 0.072169],
+    [0.019334, 0.119193, 0.950227],
+];
+/// XYZ -> sRGB (D65), rows R, G, B (OpenCV's `XYZ2sRGB_D65`).
+const XYZ2RGB: [[f64; 3]; 3] = [
+    [3.240479, -1.53715, -0.498535],
+    [-0.969256, 1.875991, 0.041556],
+    [0.055648, -0.204043, 1.057311],
+];
+/// D65 white point X and Z (Y = 1).
+const WHITE_X: f64 = 0.950456;
+const WHITE_Z: f64 = 1.088754;
+
+fn srgb_to_linear(x: f64) -> f64 {
+    if x <= 0.04045 {
+        x / 12.92
+    } else {
+        ((x + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+fn linear_to_srgb(x: f32) -> f32 {
+    if x <= 0.003_130_8 {
+        x * 12.92
+    } else {
+        (1.055 * f64::from(x).powf(1.0 / 2.4) - 0.055) as f32
+    }
+}
+
+/// OpenCV's 33^3 RGB -> Lab table: per grid node (R, G, B) = (i, j, k) / 32, the Lab value as
+/// 16-bit fixed point (`L / 100`, `(a + 128) / 256`, `(b + 128) / 256` times 16384, rounded).
+/// Index: `((r * 33 + g) * 33 + b) * 3`.
+fn lab_lut() -> &'static [i32] {
+    static LUT: OnceLock<Vec<i32>> = OnceLock::new();
+    LUT.get_or_init(|| {
+        // Mirrors OpenCV's softfloat (f32) arithmetic: linear values and white-scaled
+        // coefficients rounded to f32, products and sums in f32.
+        let mut lut = vec![0i32; LAB_LUT_DIM * LAB_LUT_DIM * LAB_LUT_DIM * 3];
+        let step = (LAB_LUT_DIM - 1) as f64;
+        let white = [WHITE_X, 1.0, WHITE_Z];
+        let s: [[f32; 3]; 3] =
+            std::array::from_fn(|i| std::array::from_fn(|j| (RGB2XYZ[i][j] / white[i]) as f32));
+        let thresh = 216.0f32 / 24389.0;
+        let f = |t: f32| {
+            if t > thresh {
+                t.cbrt()
+            } else {
+                t * (841.0f32 / 108.0) + 16.0f32 / 116.0
+            }
+        };
+        for r in 0..LAB_LUT_DIM {
+            for g in 0..LAB_LUT_DIM {
+                for b in 0..LAB_LUT_DIM {
+                    let lin = [r, g, b].map(|v| srgb_to_linear(v as f64 / step) as f32);
+                    let xyz = s.map(|row| row[0] * lin[0] + row[1] * lin[1] + row[2] * lin[2]);
+                    let (fx, fy, fz) = (f(xyz[0]), f(xyz[1]), f(xyz[2]));
+                    let l = if xyz[1] > thresh {
+                        116.0 * fy - 16.0
+                    } else {
+                        (24389.0f32 / 27.0) * xyz[1]
+                    };
+                    let a = 500.0 * (fx - fy);
+                    let bb = 200.0 * (fy - fz);
+                    let i = ((r * LAB_LUT_DIM + g) * LAB_LUT_DIM + b) * 3;
+                    lut[i] = (LAB_BASE * l / 100.0).round_ties_even() as i32;
+                    lut[i + 1] = (LAB_BASE * (a + 128.0) / 256.0).round_ties_even() as i32;
+                    lut[i + 2] = (LAB_BASE * (bb + 128.0) / 256.0).round_ties_even() as i32;
+                }
+            }
+        }
+        lut
+    })
+}
+
+/// One pixel, linear-light-free: (R, G, B) in [0, 1] -> (L, a, b) through OpenCV's table.
+#[inline]
+fn rgb_to_lab_px(lut: &[i32], r: f32, g: f32, b: f32) -> [f32; 3] {
+    // cvRound(clip(v) * LAB_BASE): integer position in 1/16384 units.
+    let q = |v: f32| -> i32 {
+        let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+        (v * LAB_BASE).round_ties_even() as i32
+    };
+    let (cr, cg, cb) = (q(r), q(g), q(b));
+    // Cell origin (9 bits per cell) and fraction in 1/16 of a cell.
+    let (tr, tg, tb) = ((cr >> 9) as usize, (cg >> 9) as usize, (cb >> 9) as usize);
+    let (fr, fg, fb) = ((cr >> 5) & 15, (cg >> 5) & 15, (cb >> 5) & 15);
+    let last = LAB_LUT_DIM - 1;
+    let mut acc = [0i32; 3];
+    for dr in 0..2 {
+        let wr = if dr == 1 { fr } else { 16 - fr };
+        let ir = (tr + dr).min(last);
+        for dg in 0..2 {
+            let wg = if dg == 1 { fg } else { 16 - fg };
+            let ig = (tg + dg).min(last);
+            for db in 0..2 {
+                let wb = if db == 1 { fb } else { 16 - fb };
+                let ib = (tb + db).min(last);
+                let w = wr * wg * wb;
+                let i = ((ir * LAB_LUT_DIM + ig) * LAB_LUT_DIM + ib) * 3;
+                for k in 0..3 {
+                    acc[k] += lut[i + k] * w;
+                }
+            }
+        }
+    }
+    let d = acc.map(|v| ((v + (1 << 11)) >> 12) as f32 / LAB_BASE);
+    [d[0] * 100.0, d[1] * 256.0 - 128.0, d[2] * 256.0 - 128.0]
+}
+
+/// One pixel (L, a, b) -> (R, G, B) with OpenCV's float `Lab2RGB` formulas, clipped to [0, 1].
+#[inline]
+fn lab_to_rgb_px(l: f32, a: f32, b: f32) -> [f32; 3] {
+    let (y, fy) = if l <= 8.0 {
+        let y = l / 903.3;
+        (y, 7.787 * y + 16.0 / 116.0)
+    } else {
+        let fy = (l + 16.0) / 116.0;
+        (fy * fy * fy, fy)
+    };
+    let finv = |t: f32| {
+        if t <= 6.0 / 29.0 {
+            (t - 16.0 / 116.0) / 7.787
+        } else {
+            t * t * t
+        }
+    };
+    let x = finv(a / 500.0 + fy) * WHITE_X as f32;
+    let z = finv(fy - b / 200.0) * WHITE_Z as f32;
+    XYZ2RGB.map(|row| {
+        let v = row[0] as f32 * x + row[1] as f32 * y + row[2] as f32 * z;
+        let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+        linear_to_srgb(v)
+    })
+}
+
+/// Applies `f` to every 3-channel pixel, in parallel.
+fn map3(src: &Image, op: &'static str, f: impl Fn([f32; 3]) -> [f32; 3] + Sync) -> Result<Image> {
+    src.check_channels(op, &[3], "3")?;
+    let mut out = src.zeros_like();
+    out.data_mut()
+        .par_chunks_mut(3 * 1024)
+        .zip(src.data().par_chunks(3 * 1024))
+        .for_each(|(o, s)| {
+            for (op, sp) in o.chunks_exact_mut(3).zip(s.chunks_exact(3)) {
+                op.copy_from_slice(&f([sp[0], sp[1], sp[2]]));
+            }
+        });
+    Ok(out)
+}
+
+/// `cv2.cvtColor(img, cv2.COLOR_BGR2Lab)` on float BGR in [0, 1] (inputs are clipped to
+/// [0, 1]; NaN reads as 0).
+pub fn bgr_to_lab(src: &Image) -> Result<Image> {
+    let lut = lab_lut();
+    map3(src, "bgr_to_lab", |p| rgb_to_lab_px(lut, p[2], p[1], p[0]))
+}
+
+/// `cv2.cvtColor(img, cv2.COLOR_RGB2Lab)` on float RGB in [0, 1].
+pub fn rgb_to_lab(src: &Image) -> Result<Image> {
+    let lut = lab_lut();
+    map3(src, "rgb_to_lab", |p| rgb_to_lab_px(lut, p[0], p[1], p[2]))
+}
+
+/// `cv2.cvtColor(lab, cv2.COLOR_Lab2BGR)`: float Lab to BGR clipped to [0, 1].
+pub fn lab_to_bgr(src: &Image) -> Result<Image> {
+    map3(src, "lab_to_bgr", |p| {
+        let [r, g, b] = lab_to_rgb_px(p[0], p[1], p[2]);
+        [b, g, r]
+    })
+}
+
+/// `cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)`: float Lab to RGB clipped to [0, 1].
+pub fn lab_to_rgb(src: &Image) -> Result<Image> {
+    map3(src, "lab_to_rgb", |p| lab_to_rgb_px(p[0], p[1], p[2]))
+}
+
+/// OpenCV's float `RGB2HSV`: (R, G, B) -> (H degrees, S, V).
+#[inline]
+fn rgb_to_hsv_px(r: f32, g: f32, b: f32) -> [f32; 3] {
+    let v = r.max(g).max(b);
+    let vmin = r.min(g).min(b);
+    let diff = v - vmin;
+    let s = diff / (v.abs() + f32::EPSILON);
+    let k = (60.0 / (f64::from(diff) + f64::from(f32::EPSILON))) as f32;
+    let mut h = if v == r {
+        (g - b) * k
+    } else if v == g {
+        (b - r) * k + 120.0
+    } else {
+        (r - g) * k + 240.0
+    };
+    if h < 0.0 {
+        h += 360.0;
+    }
+    [h, s, v]
+}
+
+/// OpenCV's float `HSV2RGB`: (H degrees, S, V) -> (R, G, B); H wraps modulo 360.
+#[inline]
+fn hsv_to_rgb_px(h: f32, s: f32, v: f32) -> [f32; 3] {
+    if s == 0.0 {
+        return [v, v, v];
+    }
+    const SECTOR: [[usize; 3]; 6] = [
+        [1, 3, 0],
+        [1, 0, 2],
+        [3, 0, 1],
+        [0, 2, 1],
+        [0, 1, 3],
+        [2, 1, 0],
+    ];
+    let mut h = h * (6.0 / 360.0);
+    if !(0.0..6.0).contains(&h) {
+        h = h.rem_euclid(6.0);
+        if h >= 6.0 {
+            h = 0.0;
+        }
+    }
+    let mut sector = h.floor() as i64;
+    h -= sector as f32;
+    if !(0..6).contains(&sector) {
+        sector = 0;
+        h = 0.0;
+    }
+    let tab = [
+        v,
+        v * (1.0 - s),
+        v * (1.0 - s * h),
+        v * (1.0 - s * (1.0 - h)),
+    ];
+    let sd = SECTOR[sector as usize];
+    // sector_data gives (b, g, r).
+    [tab[sd[2]], tab[sd[1]], tab[sd[0]]]
+}
+
+/// `cv2.cvtColor(img, cv2.COLOR_BGR2HSV)` on float BGR: H in degrees [0, 360), S and V.
+pub fn bgr_to_hsv(src: &Image) -> Result<Image> {
+    map3(src, "bgr_to_hsv", |p| rgb_to_hsv_px(p[2], p[1], p[0]))
+}
+
+/// `cv2.cvtColor(img, cv2.COLOR_RGB2HSV)` on float RGB.
+pub fn rgb_to_hsv(src: &Image) -> Result<Image> {
+    map3(src, "rgb_to_hsv", |p| rgb_to_hsv_px(p[0], p[1], p[2]))
+}
+
+/// `cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)` on float HSV. H is in degrees and wraps modulo 360
+/// for any value (OpenCV 5 returns out-of-range values for negative hues; DFL never passes
+/// them).
+pub fn hsv_to_bgr(src: &Image) -> Result<Image> {
+    map3(src, "hsv_to_bgr", |p| {
+        let [r, g, b] = hsv_to_rgb_px(p[0], p[1], p[2]);
+        [b, g, r]
+    })
+}
+
+/// `cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)` on float HSV.
+pub fn hsv_to_rgb(src: &Image) -> Result<Image> {
+    map3(src, "hsv_to_rgb", |p| hsv_to_rgb_px(p[0], p[1], p[2]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_of_white_black_and_grey() {
+        let img = Image::new(3, 1, 3, vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.5]).unwrap();
+        let lab = bgr_to_lab(&img).unwrap();
+        let p = lab.data();
+        assert!((p[0] - 100.0).abs() < 0.01 && p[1].abs() < 0.02 && p[2].abs() < 0.02);
+        assert!(p[3].abs() < 1e-6);
+        assert!((p[6] - 53.39).abs() < 0.05, "grey L {}", p[6]);
+        let back = lab_to_bgr(&lab).unwrap();
+        for (a, b) in back.data().iter().zip(img.data()) {
+            assert!((a - b).abs() < 2e-3);
+        }
+    }
+
+    #[test]
+    fn hsv_round_trip_and_wrap() {
+        let img = Image::from_fn(7, 5, 3, |x, y, c| {
+            ((x * 3 + y * 5 + c * 7) % 11) as f32 / 10.0
+        })
+        .unwrap();
+        let hsv = bgr_to_hsv(&img).unwrap();
+        assert!(hsv.data().chunks(3).all(|p| (0.0..360.0).contains(&p[0])));
+        let back = hsv_to_bgr(&hsv).unwrap();
+        for (a, b) in back.data().iter().zip(img.data()) {
+            assert!((a - b).abs() < 1e-5);
+        }
+        // Hue wraps: 720 + 120 degrees is pure green.
+        let g = Image::new(1, 1, 3, vec![840.0, 1.0, 1.0]).unwrap();
+        let rgb = hsv_to_rgb(&g).unwrap();
+        for (a, b) in rgb.data().iter().zip([0.0, 1.0, 0.0]) {
+            assert!((a - b).abs() < 1e-5);
+        }
+        // Negative hues wrap too: -240 degrees is green as well.
+        let g = Image::new(1, 1, 3, vec![-240.0, 1.0, 1.0]).unwrap();
+        let rgb = hsv_to_rgb(&g).unwrap();
+        for (a, b) in rgb.data().iter().zip([0.0, 1.0, 0.0]) {
+            assert!((a - b).abs() < 1e-5);
+        }
+        assert!(bgr_to_hsv(&Image::zeros(2, 2, 1).unwrap()).is_err());
+    }
+}
