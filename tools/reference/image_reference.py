@@ -31,6 +31,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "crates", "dfl-image", "tests", "fixtures")
 GOLDEN = {}
+FACE = 48  # side of the face fixtures (small keeps the committed fixtures small)
 
 
 def save(name, arr):
@@ -51,13 +52,13 @@ def inputs(aligned_dir):
     faces = []
     for name, cast in (("sample5_0.jpg", (1.0, 1.0, 1.0)), ("sample5_4.jpg", (0.75, 0.95, 1.25))):
         img = cv2.imread(os.path.join(aligned_dir, name)).astype(np.float32) / 255.0
-        img = cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(img, (FACE, FACE), interpolation=cv2.INTER_AREA)
         img = np.clip(img * np.array(cast, np.float32) + 0.02, 0, 1)
         faces.append(img)
     save("in_face_a", faces[0])
     save("in_face_b", faces[1])
-    yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
-    d = np.sqrt(((xx - 31.5) / 22) ** 2 + ((yy - 34) / 26) ** 2)
+    yy, xx = np.mgrid[0:FACE, 0:FACE].astype(np.float32)
+    d = np.sqrt(((xx - FACE * 0.49) / (FACE * 0.34)) ** 2 + ((yy - FACE * 0.53) / (FACE * 0.4)) ** 2)
     mask = np.clip((1.15 - d) * 4, 0, 1).astype(np.float32)
     save("in_mask", mask)
     return noise, faces[0], faces[1], mask
@@ -144,6 +145,98 @@ def colors(noise, face):
     save("bgr_of_hsv", cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR))
 
 
+def morphology(noise, mask):
+    ell = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    save("erode_ell7_mask", cv2.erode(mask, ell, iterations=1))
+    save("dilate_ell12_noise", cv2.dilate(noise, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (12, 12))))
+    save("dilate_ell5x3_noise", cv2.dilate(noise, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 3))))
+    save("erode_rect3_it3_mask", cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=3))
+    save("erode_ell41_mask", cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (41, 41))))
+
+
+# --- DFL's imagelib functions, transcribed (shared/design/dfl-merge.md 7.3, 7.6) ---
+
+def blursharpen(img, sharpen_mode=0, kernel_size=3, amount=100):
+    if kernel_size % 2 == 0:
+        kernel_size += 1
+    if amount > 0:
+        if sharpen_mode == 1:
+            kernel = np.zeros((kernel_size, kernel_size), dtype=np.float32)
+            kernel[kernel_size // 2, kernel_size // 2] = 1.0
+            box_filter = np.ones((kernel_size, kernel_size), dtype=np.float32) / (kernel_size ** 2)
+            kernel = kernel + (kernel - box_filter) * amount
+            return cv2.filter2D(img, -1, kernel)
+        elif sharpen_mode == 2:
+            blur = cv2.GaussianBlur(img, (kernel_size, kernel_size), 0)
+            return cv2.addWeighted(img, 1.0 + (0.5 * amount), blur, -(0.5 * amount), 0)
+    elif amount < 0:
+        n = -amount
+        while n > 0:
+            img_blur = cv2.medianBlur(img, 5)
+            if int(n / 10) != 0:
+                img = img_blur
+            else:
+                pass_power = (n % 10) / 10.0
+                img = img * (1.0 - pass_power) + img_blur * pass_power
+            n = max(n - 10, 0)
+        return img
+    return img
+
+
+def linear_motion_blur(image, size, angle):
+    k = np.zeros((size, size), dtype=np.float32)
+    k[(size - 1) // 2, :] = np.ones(size, dtype=np.float32)
+    k = cv2.warpAffine(k, cv2.getRotationMatrix2D((size / 2 - 0.5, size / 2 - 0.5), angle, 1.0), (size, size))
+    k = k * (1.0 / np.sum(k))
+    return cv2.filter2D(image, -1, k)
+
+
+def denoise(img_bgr, power):
+    n = power
+    while n > 0:
+        img_bgr_denoised = cv2.medianBlur(img_bgr, 5)
+        if int(n / 100) != 0:
+            img_bgr = img_bgr_denoised
+        else:
+            pass_power = (n % 100) / 100.0
+            img_bgr = img_bgr * (1.0 - pass_power) + img_bgr_denoised * pass_power
+        n = max(n - 10, 0)
+    return img_bgr
+
+
+def bicubic_degrade(img_bgr, power):
+    p = 1.0 - power / 101.0
+    h, w = img_bgr.shape[:2]
+    small = cv2.resize(img_bgr, (int(w * p), int(h * p)), interpolation=cv2.INTER_CUBIC)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def reduce_colors(img_bgr, n_colors):
+    from PIL import Image
+    img_rgb = (img_bgr[..., ::-1] * 255.0).astype(np.uint8)
+    img_rgb_p = Image.fromarray(img_rgb).convert('P', palette=Image.ADAPTIVE, colors=n_colors).convert('RGB')
+    return cv2.cvtColor(np.array(img_rgb_p, dtype=np.float32) / 255.0, cv2.COLOR_RGB2BGR)
+
+
+def effects(noise, face):
+    save("sharpen_box3_a5", blursharpen(face, 1, 3, 5))
+    save("sharpen_gauss3_a20", blursharpen(face, 2, 3, 20))
+    save("sharpen_gauss4_a7", blursharpen(noise, 2, 4, 7))
+    save("blur_median_a25", blursharpen(face, 1, 3, -25))
+    save("motion_7_33", linear_motion_blur(face, 7, 33))
+    save("motion_4_90", linear_motion_blur(noise, 4, 90))
+    save("motion_12_200", linear_motion_blur(face, 12, 200))
+    save("denoise_150", denoise(face, 150))
+    save("bicubic_degrade_40", bicubic_degrade(face, 40))
+    rc = reduce_colors(face, 256)
+    save("reduce_colors_256", rc)
+    rc16 = reduce_colors(face, 16)
+    save("reduce_colors_16", rc16)
+    q = np.floor(np.clip(face * 255, 0, 255)) / 255
+    GOLDEN["reduce_colors_16_pil_rmse"] = float(np.sqrt(np.mean((rc16 - q) ** 2)))
+    GOLDEN["reduce_colors_256_pil_rmse"] = float(np.sqrt(np.mean((rc - q) ** 2)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dfl-aligned", default="/work/shared/fixtures/dfl-aligned")
@@ -155,6 +248,8 @@ def main():
     resizes(noise)
     filters(noise, face_a)
     colors(noise, face_a)
+    morphology(noise, mask)
+    effects(noise, face_a)
     GOLDEN["opencv_version"] = cv2.__version__
     with open(os.path.join(OUT, "golden.json"), "w") as f:
         json.dump(GOLDEN, f, indent=1, sort_keys=True)

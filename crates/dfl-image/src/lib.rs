@@ -13,6 +13,7 @@
 
 mod border;
 mod color;
+mod effects;
 mod error;
 mod filter;
 mod image;
@@ -26,6 +27,10 @@ mod warp;
 pub use border::Border;
 pub use color::{
     bgr_to_hsv, bgr_to_lab, hsv_to_bgr, hsv_to_rgb, lab_to_bgr, lab_to_rgb, rgb_to_hsv, rgb_to_lab,
+};
+pub use effects::{
+    SharpenMode, bicubic_degrade, blursharpen, color_degrade, denoise, linear_motion_blur,
+    motion_blur_kernel, reduce_colors, rotation_matrix_2d,
 };
 pub use error::{ImageError, Result};
 pub use filter::{

@@ -150,3 +150,136 @@ fn colour_spaces_match_opencv() {
     check("hsv_of_face", &bgr_to_hsv(&face).unwrap(), 1e-4);
     check("bgr_of_hsv", &hsv_to_bgr(&load("in_hsv")).unwrap(), 1e-5);
 }
+
+/// erode/dilate with elliptical (odd, even, non-square, large) and rectangular elements,
+/// with iterations. Exact (min/max select existing values).
+#[test]
+fn morphology_matches_opencv() {
+    let noise = load("in_noise");
+    let mask = load("in_mask");
+    let ell = |w, h| StructuringElement::ellipse(w, h).unwrap();
+    check(
+        "erode_ell7_mask",
+        &erode(&mask, &ell(7, 7), 1).unwrap(),
+        0.0,
+    );
+    check(
+        "dilate_ell12_noise",
+        &dilate(&noise, &ell(12, 12), 1).unwrap(),
+        0.0,
+    );
+    check(
+        "dilate_ell5x3_noise",
+        &dilate(&noise, &ell(5, 3), 1).unwrap(),
+        0.0,
+    );
+    let rect = StructuringElement::rect(3, 3).unwrap();
+    check(
+        "erode_rect3_it3_mask",
+        &erode(&mask, &rect, 3).unwrap(),
+        0.0,
+    );
+    check(
+        "erode_ell41_mask",
+        &erode(&mask, &ell(41, 41), 1).unwrap(),
+        0.0,
+    );
+}
+
+/// DFL's blursharpen (box, gaussian with odd and even size, median blur), LinearMotionBlur
+/// (odd/even sizes, angles), frame denoise and bicubic degrade, transcribed from DFL in the
+/// script. Tolerance 1e-5 relative to the data range (sharpening amplifies float rounding:
+/// amount 20 scales values by 11).
+#[test]
+fn dfl_effects_match_reference() {
+    let noise = load("in_noise");
+    let face = load("in_face_a");
+    check(
+        "sharpen_box3_a5",
+        &blursharpen(&face, SharpenMode::Box, 3, 5).unwrap(),
+        1e-5,
+    );
+    check(
+        "sharpen_gauss3_a20",
+        &blursharpen(&face, SharpenMode::Gaussian, 3, 20).unwrap(),
+        2e-5,
+    );
+    check(
+        "sharpen_gauss4_a7",
+        &blursharpen(&noise, SharpenMode::Gaussian, 4, 7).unwrap(),
+        1e-5,
+    );
+    check(
+        "blur_median_a25",
+        &blursharpen(&face, SharpenMode::Box, 3, -25).unwrap(),
+        1e-6,
+    );
+    check(
+        "motion_7_33",
+        &linear_motion_blur(&face, 7, 33.0).unwrap(),
+        1e-5,
+    );
+    check(
+        "motion_4_90",
+        &linear_motion_blur(&noise, 4, 90.0).unwrap(),
+        1e-5,
+    );
+    check(
+        "motion_12_200",
+        &linear_motion_blur(&face, 12, 200.0).unwrap(),
+        1e-5,
+    );
+    check("denoise_150", &denoise(&face, 150).unwrap(), 1e-6);
+    check(
+        "bicubic_degrade_40",
+        &bicubic_degrade(&face, 40).unwrap(),
+        1e-5,
+    );
+}
+
+fn rmse(a: &Image, b: &Image) -> f32 {
+    let n = a.data().len() as f32;
+    (a.data()
+        .iter()
+        .zip(b.data())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        / n)
+        .sqrt()
+}
+
+fn golden_number(key: &str) -> f64 {
+    let text = std::fs::read_to_string(fixture_path("golden.json")).unwrap();
+    let start = text
+        .find(&format!("\"{key}\""))
+        .unwrap_or_else(|| panic!("{key} missing"));
+    let rest = &text[start..];
+    let colon = rest.find(':').unwrap();
+    let end = rest.find([',', '\n', '}']).unwrap();
+    rest[colon + 1..end].trim().parse().unwrap()
+}
+
+/// reduce_colors vs PIL's ADAPTIVE palette (DFL's colour degrade): a re-implementation of
+/// PIL's median cut, exact on these fixtures (ties between equally near palette entries could
+/// differ in principle, see its docs). Also checks the quantisation error equals PIL's.
+#[test]
+fn reduce_colors_matches_pil() {
+    let face = load("in_face_a");
+    let q8 = Image::from_u8(
+        face.width(),
+        face.height(),
+        3,
+        &face.to_u8(Quantize::Truncate),
+    )
+    .unwrap();
+    for n in [16, 256] {
+        let ours = reduce_colors(&face, n).unwrap();
+        check(&format!("reduce_colors_{n}"), &ours, 1e-6);
+        let ours_err = f64::from(rmse(&ours, &q8));
+        let pil_err = golden_number(&format!("reduce_colors_{n}_pil_rmse"));
+        assert!(
+            (ours_err - pil_err).abs() < 1e-4,
+            "{n}: {ours_err} vs PIL {pil_err}"
+        );
+    }
+}
