@@ -237,6 +237,243 @@ def effects(noise, face):
     GOLDEN["reduce_colors_256_pil_rmse"] = float(np.sqrt(np.mean((rc - q) ** 2)))
 
 
+# --- DFL's color_transfer.py, transcribed ---
+
+def reinhard_color_transfer(target, source, target_mask=None, source_mask=None, mask_cutoff=0.5):
+    source = cv2.cvtColor(source, cv2.COLOR_BGR2LAB)
+    target = cv2.cvtColor(target, cv2.COLOR_BGR2LAB)
+    source_input = source
+    if source_mask is not None:
+        source_input = source_input.copy()
+        source_input[source_mask[..., 0] < mask_cutoff] = [0, 0, 0]
+    target_input = target
+    if target_mask is not None:
+        target_input = target_input.copy()
+        target_input[target_mask[..., 0] < mask_cutoff] = [0, 0, 0]
+    tlm, tls = target_input[..., 0].mean(), target_input[..., 0].std()
+    tam, tas = target_input[..., 1].mean(), target_input[..., 1].std()
+    tbm, tbs = target_input[..., 2].mean(), target_input[..., 2].std()
+    slm, sls = source_input[..., 0].mean(), source_input[..., 0].std()
+    sam, sas = source_input[..., 1].mean(), source_input[..., 1].std()
+    sbm, sbs = source_input[..., 2].mean(), source_input[..., 2].std()
+    target_l = (target[..., 0] - tlm) * sls / tls + slm
+    target_a = (target[..., 1] - tam) * sas / tas + sam
+    target_b = (target[..., 2] - tbm) * sbs / tbs + sbm
+    np.clip(target_l, 0, 100, out=target_l)
+    np.clip(target_a, -127, 127, out=target_a)
+    np.clip(target_b, -127, 127, out=target_b)
+    return cv2.cvtColor(np.stack([target_l, target_a, target_b], -1), cv2.COLOR_LAB2BGR)
+
+
+def linear_color_transfer(target_img, source_img, mode='pca', eps=1e-5):
+    mu_t = target_img.mean(0).mean(0)
+    t = target_img - mu_t
+    t = t.transpose(2, 0, 1).reshape(t.shape[-1], -1)
+    Ct = t.dot(t.T) / t.shape[1] + eps * np.eye(t.shape[0])
+    mu_s = source_img.mean(0).mean(0)
+    s = source_img - mu_s
+    s = s.transpose(2, 0, 1).reshape(s.shape[-1], -1)
+    Cs = s.dot(s.T) / s.shape[1] + eps * np.eye(s.shape[0])
+    eva_t, eve_t = np.linalg.eigh(Ct)
+    Qt = eve_t.dot(np.sqrt(np.diag(eva_t))).dot(eve_t.T)
+    eva_s, eve_s = np.linalg.eigh(Cs)
+    Qs = eve_s.dot(np.sqrt(np.diag(eva_s))).dot(eve_s.T)
+    ts = Qs.dot(np.linalg.inv(Qt)).dot(t)
+    matched_img = ts.reshape(*target_img.transpose(2, 0, 1).shape).transpose(1, 2, 0)
+    matched_img += mu_s
+    matched_img[matched_img > 1] = 1
+    matched_img[matched_img < 0] = 0
+    return np.clip(matched_img.astype(source_img.dtype), 0, 1)
+
+
+def color_transfer_mkl(x0, x1):
+    eps = np.finfo(float).eps
+    h, w, c = x0.shape
+    h1, w1, c1 = x1.shape
+    x0 = x0.reshape((h * w, c))
+    x1 = x1.reshape((h1 * w1, c1))
+    a = np.cov(x0.T)
+    b = np.cov(x1.T)
+    Da2, Ua = np.linalg.eig(a)
+    Da = np.diag(np.sqrt(Da2.clip(eps, None)))
+    C = np.dot(np.dot(np.dot(np.dot(Da, Ua.T), b), Ua), Da)
+    Dc2, Uc = np.linalg.eig(C)
+    Dc = np.diag(np.sqrt(Dc2.clip(eps, None)))
+    Da_inv = np.diag(1. / (np.diag(Da)))
+    t = np.dot(np.dot(np.dot(np.dot(np.dot(np.dot(Ua, Da_inv), Uc), Dc), Uc.T), Da_inv), Ua.T)
+    mx0 = np.mean(x0, axis=0)
+    mx1 = np.mean(x1, axis=0)
+    result = np.dot(x0 - mx0, t) + mx1
+    return np.clip(result.reshape((h, w, c)).astype(x0.dtype), 0, 1)
+
+
+def color_transfer_idt(i0, i1, bins=256, n_rot=20):
+    import scipy.stats
+    relaxation = 1 / n_rot
+    h, w, c = i0.shape
+    h1, w1, c1 = i1.shape
+    i0 = i0.reshape((h * w, c))
+    i1 = i1.reshape((h1 * w1, c1))
+    n_dims = c
+    d0 = i0.T
+    d1 = i1.T
+    for i in range(n_rot):
+        r = scipy.stats.special_ortho_group.rvs(n_dims).astype(np.float32)
+        d0r = np.dot(r, d0)
+        d1r = np.dot(r, d1)
+        d_r = np.empty_like(d0)
+        for j in range(n_dims):
+            lo = min(d0r[j].min(), d1r[j].min())
+            hi = max(d0r[j].max(), d1r[j].max())
+            p0r, edges = np.histogram(d0r[j], bins=bins, range=[lo, hi])
+            p1r, _ = np.histogram(d1r[j], bins=bins, range=[lo, hi])
+            cp0r = p0r.cumsum().astype(np.float32)
+            cp0r /= cp0r[-1]
+            cp1r = p1r.cumsum().astype(np.float32)
+            cp1r /= cp1r[-1]
+            f = np.interp(cp0r, cp1r, edges[1:])
+            d_r[j] = np.interp(d0r[j], edges[1:], f, left=0, right=bins)
+        d0 = relaxation * np.linalg.solve(r, (d_r - d0r)) + d0
+    return np.clip(d0.T.reshape((h, w, c)).astype(i0.dtype), 0, 1)
+
+
+def color_transfer_sot(src, trg, steps=10, batch_size=5, reg_sigmaXY=16.0, reg_sigmaV=5.0):
+    h, w, c = src.shape
+    new_src = src.copy()
+    advect = np.empty((h * w, c), dtype=src.dtype)
+    for step in range(steps):
+        advect.fill(0)
+        for batch in range(batch_size):
+            dir = np.random.normal(size=c).astype(src.dtype)
+            dir /= np.linalg.norm(dir)
+            projsource = np.sum(new_src * dir, axis=-1).reshape((h * w))
+            projtarget = np.sum(trg * dir, axis=-1).reshape((h * w))
+            idSource = np.argsort(projsource)
+            idTarget = np.argsort(projtarget)
+            a = projtarget[idTarget] - projsource[idSource]
+            for i_c in range(c):
+                advect[idSource, i_c] += a * dir[i_c]
+        new_src += advect.reshape((h, w, c)) / batch_size
+    if reg_sigmaXY != 0.0:
+        src_diff = new_src - src
+        src_diff_filt = cv2.bilateralFilter(src_diff, 0, reg_sigmaV, reg_sigmaXY)
+        if len(src_diff_filt.shape) == 2:
+            src_diff_filt = src_diff_filt[..., None]
+        new_src = src + src_diff_filt
+    return new_src
+
+
+def color_transfer_mix(img_src, img_trg):
+    img_src = np.clip(img_src * 255.0, 0, 255).astype(np.uint8)
+    img_trg = np.clip(img_trg * 255.0, 0, 255).astype(np.uint8)
+    img_src_lab = cv2.cvtColor(img_src, cv2.COLOR_BGR2LAB)
+    img_trg_lab = cv2.cvtColor(img_trg, cv2.COLOR_BGR2LAB)
+    rct_light = np.clip(linear_color_transfer(img_src_lab[..., 0:1].astype(np.float32) / 255.0,
+                                              img_trg_lab[..., 0:1].astype(np.float32) / 255.0)[..., 0] * 255.0,
+                        0, 255).astype(np.uint8)
+    img_src_lab[..., 0] = (np.ones_like(rct_light) * 100).astype(np.uint8)
+    img_src_lab = cv2.cvtColor(img_src_lab, cv2.COLOR_LAB2BGR)
+    img_trg_lab[..., 0] = (np.ones_like(rct_light) * 100).astype(np.uint8)
+    img_trg_lab = cv2.cvtColor(img_trg_lab, cv2.COLOR_LAB2BGR)
+    img_rct = color_transfer_sot(img_src_lab.astype(np.float32), img_trg_lab.astype(np.float32))
+    img_rct = np.clip(img_rct, 0, 255).astype(np.uint8)
+    img_rct = cv2.cvtColor(img_rct, cv2.COLOR_BGR2LAB)
+    img_rct[..., 0] = rct_light
+    img_rct = cv2.cvtColor(img_rct, cv2.COLOR_LAB2BGR)
+    return (img_rct / 255.0).astype(np.float32)
+
+
+def channel_hist_match(source, template, hist_match_threshold=255):
+    oldshape = source.shape
+    source = source.ravel()
+    template = template.ravel()
+    s_values, bin_idx, s_counts = np.unique(source, return_inverse=True, return_counts=True)
+    t_values, t_counts = np.unique(template, return_counts=True)
+    s_quantiles = np.cumsum(s_counts).astype(np.float64)
+    s_quantiles = hist_match_threshold * s_quantiles / s_quantiles[-1]
+    t_quantiles = np.cumsum(t_counts).astype(np.float64)
+    t_quantiles = 255 * t_quantiles / t_quantiles[-1]
+    interp_t_values = np.interp(s_quantiles, t_quantiles, t_values)
+    return interp_t_values[bin_idx].reshape(oldshape)
+
+
+def color_hist_match(src_im, tar_im, hist_match_threshold=255):
+    h, w, c = src_im.shape
+    to_stack = tuple(channel_hist_match(src_im[:, :, i], tar_im[:, :, i], hist_match_threshold)
+                     for i in range(3))
+    for i in range(3, c):
+        to_stack += (src_im[:, :, i],)
+    return np.stack(to_stack, axis=-1).astype(src_im.dtype)
+
+
+def w1(a, b):
+    """Per-channel 1-D Wasserstein distance between two equally sized pixel sets."""
+    a = np.sort(a.reshape(-1, a.shape[-1]), axis=0)
+    b = np.sort(b.reshape(-1, b.shape[-1]), axis=0)
+    return np.abs(a - b).mean(axis=0)
+
+
+def random_stats(name, fn, runs=8):
+    """Channel means/stds of a randomised transfer over several numpy seeds, their spread,
+    and the W1 distance between runs (how far two honest runs land from each other)."""
+    outs = []
+    for seed in range(runs):
+        np.random.seed(seed)
+        outs.append(fn().astype(np.float64))
+    means = np.array([o.reshape(-1, 3).mean(0) for o in outs])
+    stds = np.array([o.reshape(-1, 3).std(0) for o in outs])
+    GOLDEN[f"{name}_mean"] = means.mean(0).tolist()
+    GOLDEN[f"{name}_std"] = stds.mean(0).tolist()
+    GOLDEN[f"{name}_mean_spread"] = float(np.abs(means - means.mean(0)).max())
+    GOLDEN[f"{name}_std_spread"] = float(np.abs(stds - stds.mean(0)).max())
+    GOLDEN[f"{name}_w1_between_runs"] = float(max(w1(outs[0], o).max() for o in outs[1:]))
+    save(name, outs[0])
+
+
+def transfers(face_a, face_b, mask):
+    m3 = mask[..., None]
+    save("rct", reinhard_color_transfer(face_a, face_b))
+    save("rct_masked", reinhard_color_transfer(face_a, face_b, target_mask=m3, source_mask=m3))
+    save("lct", linear_color_transfer(face_a, face_b))
+    save("mkl", color_transfer_mkl(face_a, face_b))
+    save("mkl_m", color_transfer_mkl(face_a * m3, face_b * m3))
+    save("hist_255", color_hist_match(face_a, face_b, 255))
+    save("hist_200", color_hist_match(face_a, face_b, 200))
+    # The merger's hist-match call: masked, white outside the mask.
+    h = (mask > 0.5).astype(np.float32)[..., None]
+    white = 1.0 - h
+    a = np.minimum(face_a * h + white, 1.0)
+    b = face_b * h + white
+    save("hist_merger_238", color_hist_match(a, b, 238))
+    rng = np.random.default_rng(5)
+    flat = np.full((20, 24, 3), 0.4, np.float32)
+    save("in_bil", (cv2.GaussianBlur(rng.random((20, 24, 3)).astype(np.float32), (0, 0), 1.5) - 0.5) * 0.4)
+    bil = load_back("in_bil")
+    save("bilateral_5_16", cv2.bilateralFilter(bil, 0, 5, 16))
+    save("bilateral_01_3", cv2.bilateralFilter(bil, 0, 0.1, 3))
+    save("bilateral_1ch", cv2.bilateralFilter(np.ascontiguousarray(bil[..., 1]), 5, 0.05, 2))
+    GOLDEN["bilateral_flat_max_change"] = float(np.abs(cv2.bilateralFilter(flat, 0, 5, 16) - flat).max())
+    random_stats("idt", lambda: color_transfer_idt(face_a, face_b))
+    random_stats("idt_m", lambda: color_transfer_idt(face_a * m3, face_b * m3))
+    random_stats("sot", lambda: np.clip(color_transfer_sot(face_a, face_b), 0, 1))
+    random_stats("sot_m", lambda: np.clip(color_transfer_sot(face_a * m3, face_b * m3, steps=10,
+                                                             batch_size=30), 0, 1))
+    random_stats("mix_m", lambda: color_transfer_mix(face_a * m3, face_b * m3), runs=4)
+    # 8-bit Lab both ways (MIX works in 8-bit Lab).
+    f8 = (face_a * 255).astype(np.uint8)
+    save("lab8_of_face", cv2.cvtColor(f8, cv2.COLOR_BGR2LAB).astype(np.float32))
+    lab8 = rng.integers(0, 256, (18, 24, 3)).astype(np.uint8)
+    save("in_lab8", lab8.astype(np.float32))
+    save("bgr8_of_lab8", cv2.cvtColor(lab8, cv2.COLOR_LAB2BGR).astype(np.float32))
+
+
+def load_back(name):
+    with open(os.path.join(OUT, name + ".f32"), "rb") as f:
+        b = f.read()
+    w, h, c = struct.unpack("<III", b[4:16])
+    return np.frombuffer(b[16:], "<f4").reshape(h, w, c).copy()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dfl-aligned", default="/work/shared/fixtures/dfl-aligned")
@@ -250,6 +487,7 @@ def main():
     colors(noise, face_a)
     morphology(noise, mask)
     effects(noise, face_a)
+    transfers(face_a, face_b, mask)
     GOLDEN["opencv_version"] = cv2.__version__
     with open(os.path.join(OUT, "golden.json"), "w") as f:
         json.dump(GOLDEN, f, indent=1, sort_keys=True)

@@ -198,6 +198,141 @@ pub fn lab_to_rgb(src: &Image) -> Result<Image> {
     map3(src, "lab_to_rgb", |p| lab_to_rgb_px(p[0], p[1], p[2]))
 }
 
+/// OpenCV's 8-bit sRGB gamma table (`sRGBGammaTab_b`): `round(2040 * gamma(i / 255))`.
+fn gamma_tab_b() -> &'static [i32; 256] {
+    static T: OnceLock<[i32; 256]> = OnceLock::new();
+    T.get_or_init(|| {
+        std::array::from_fn(|i| {
+            (2040.0 * srgb_to_linear(i as f64 / 255.0)).round_ties_even() as i32
+        })
+    })
+}
+
+/// OpenCV's 8-bit cube-root table (`LabCbrtTab_b`, 3072 entries, 15 fractional bits).
+fn cbrt_tab_b() -> &'static [i32] {
+    static T: OnceLock<Vec<i32>> = OnceLock::new();
+    T.get_or_init(|| {
+        (0..3072)
+            .map(|i| {
+                let x = i as f64 / 2040.0;
+                let f = if x < 216.0 / 24389.0 {
+                    x * (841.0 / 108.0) + 16.0 / 116.0
+                } else {
+                    x.cbrt()
+                };
+                (32768.0 * f).round_ties_even() as i32
+            })
+            .collect()
+    })
+}
+
+/// OpenCV's `COLOR_BGR2Lab` on 8-bit BGR (`RGB2Lab_b`, integer arithmetic reproduced):
+/// L scaled to 0..255, a and b offset by 128. `bgr.len()` must be a multiple of 3.
+pub fn bgr8_to_lab8(bgr: &[u8]) -> Vec<u8> {
+    let gamma = gamma_tab_b();
+    let cbrt = cbrt_tab_b();
+    let white = [WHITE_X, 1.0, WHITE_Z];
+    // Row i of XYZ with coefficients for (B, G, R) in 12-bit fixed point.
+    let coef: [[i32; 3]; 3] = std::array::from_fn(|i| {
+        let c = |j: usize| (4096.0 * RGB2XYZ[i][j] / white[i]).round_ties_even() as i32;
+        [c(2), c(1), c(0)]
+    });
+    let descale = |v: i32, n: u32| (v + (1 << (n - 1))) >> n;
+    let mut out = Vec::with_capacity(bgr.len());
+    for p in bgr.chunks_exact(3) {
+        let t = [
+            gamma[p[0] as usize],
+            gamma[p[1] as usize],
+            gamma[p[2] as usize],
+        ];
+        let f = coef.map(|row| {
+            let idx = descale(row[0] * t[0] + row[1] * t[1] + row[2] * t[2], 12);
+            cbrt[idx.clamp(0, 3071) as usize]
+        });
+        let l = descale(296 * f[1] - 1_336_934, 15);
+        let a = descale(500 * (f[0] - f[1]) + 128 * (1 << 15), 15);
+        let b = descale(200 * (f[1] - f[2]) + 128 * (1 << 15), 15);
+        out.extend([l, a, b].map(|v| v.clamp(0, 255) as u8));
+    }
+    out
+}
+
+/// OpenCV's 8-bit inverse gamma table (`sRGBInvGammaTab_b`, 4096 entries).
+fn inv_gamma_tab_b() -> &'static [i32] {
+    static T: OnceLock<Vec<i32>> = OnceLock::new();
+    T.get_or_init(|| {
+        (0..4096)
+            .map(|i| {
+                let x = i as f64 / 4096.0;
+                let g = if x <= 0.003_130_8 {
+                    x * 12.92
+                } else {
+                    1.055 * x.powf(1.0 / 2.4) - 0.055
+                };
+                (255.0 * g).round_ties_even() as i32
+            })
+            .collect()
+    })
+}
+
+/// OpenCV's `LabToYF_b`: per 8-bit L, (y, f(y)) in 14-bit fixed point.
+fn lab_to_yf_b() -> &'static [(i64, i64); 256] {
+    static T: OnceLock<[(i64, i64); 256]> = OnceLock::new();
+    T.get_or_init(|| {
+        let base = 16384.0;
+        std::array::from_fn(|i| {
+            let fi = i as f64;
+            if i <= 20 {
+                let y = (fi * base * 20.0 * 9.0 / (17.0 * 24389.0)).round_ties_even() as i64;
+                let ify = (base * (16.0 / 116.0 + fi * 5.0 / (3.0 * 17.0 * 29.0))).round_ties_even()
+                    as i64;
+                (y, ify)
+            } else {
+                let fy = fi * 100.0 * base / (255.0 * 116.0) + 16.0 * base / 116.0;
+                (
+                    (fy * fy * fy / (base * base)).round_ties_even() as i64,
+                    fy.round_ties_even() as i64,
+                )
+            }
+        })
+    })
+}
+
+/// OpenCV's `abToXZ_b` (index `v + 8145`): inverse of the Lab companding in 14-bit fixed point.
+fn ab_to_xz(v: i64) -> i64 {
+    if v <= 3390 {
+        v * 108 / 841 - 290
+    } else {
+        v * v / 16384 * v / 16384
+    }
+}
+
+/// OpenCV's `COLOR_Lab2BGR` on 8-bit Lab (`Lab2RGBinteger`, integer arithmetic reproduced).
+/// `lab.len()` must be a multiple of 3.
+pub fn lab8_to_bgr8(lab: &[u8]) -> Vec<u8> {
+    let yf = lab_to_yf_b();
+    let inv = inv_gamma_tab_b();
+    let white = [WHITE_X, 1.0, WHITE_Z];
+    // Output rows (B, G, R), columns (x, y, z), 12-bit fixed point.
+    let coef: [[i64; 3]; 3] = [2, 1, 0].map(|row| {
+        std::array::from_fn(|i| (4096.0 * XYZ2RGB[row][i] * white[i]).round_ties_even() as i64)
+    });
+    let mut out = Vec::with_capacity(lab.len());
+    for p in lab.chunks_exact(3) {
+        let (y, ify) = yf[p[0] as usize];
+        let (aa, bb) = (i64::from(p[1]), i64::from(p[2]));
+        let adiv = ((5 * aa * 53687 + (1 << 7)) >> 13) - 4194;
+        let bdiv = ((bb * 41943 + (1 << 4)) >> 9) - 10484;
+        let x = ab_to_xz(ify + adiv);
+        let z = ab_to_xz(ify - bdiv);
+        out.extend(coef.map(|c| {
+            let v = (c[0] * x + c[1] * y + c[2] * z + (1 << 13)) >> 14;
+            inv[v.clamp(0, 4095) as usize].clamp(0, 255) as u8
+        }));
+    }
+    out
+}
+
 /// OpenCV's float `RGB2HSV`: (R, G, B) -> (H degrees, S, V).
 #[inline]
 fn rgb_to_hsv_px(r: f32, g: f32, b: f32) -> [f32; 3] {

@@ -22,11 +22,13 @@ mod morph;
 pub mod reference;
 mod resize;
 mod simd;
+mod transfer;
 mod warp;
 
 pub use border::Border;
 pub use color::{
-    bgr_to_hsv, bgr_to_lab, hsv_to_bgr, hsv_to_rgb, lab_to_bgr, lab_to_rgb, rgb_to_hsv, rgb_to_lab,
+    bgr_to_hsv, bgr_to_lab, bgr8_to_lab8, hsv_to_bgr, hsv_to_rgb, lab_to_bgr, lab_to_rgb,
+    lab8_to_bgr8, rgb_to_hsv, rgb_to_lab,
 };
 pub use effects::{
     SharpenMode, bicubic_degrade, blursharpen, color_degrade, denoise, linear_motion_blur,
@@ -34,13 +36,17 @@ pub use effects::{
 };
 pub use error::{ImageError, Result};
 pub use filter::{
-    Kernel, box_blur, filter2d, gaussian_blur, gaussian_kernel, gaussian_ksize_for_sigma,
-    gaussian_sigma_for_ksize, median_blur, sep_filter,
+    Kernel, bilateral_filter, box_blur, filter2d, gaussian_blur, gaussian_kernel,
+    gaussian_ksize_for_sigma, gaussian_sigma_for_ksize, median_blur, sep_filter,
 };
 pub use image::{Image, MAX_CHANNELS, MAX_SIDE, Quantize};
 pub use interp::{Interp, cubic_weights, lanczos4_weights};
 pub use morph::{MorphShape, StructuringElement, dilate, erode};
 pub use resize::resize;
+pub use transfer::{
+    MaskStats, SotParams, TransferMode, apply_mask, color_transfer, hist_match, idt, lct, mix, mkl,
+    rct, sot,
+};
 pub use warp::{Affine, invert_affine, remap, warp_affine, warp_affine_inverse};
 
 /// Worker threads the parallel operations of this crate use (rayon's global pool; set
