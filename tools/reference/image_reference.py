@@ -13,7 +13,8 @@ face-api demo photo `sample5.jpg`).
 
 Writes small files into crates/dfl-image/tests/fixtures/: `*.f32` = 16-byte header
 (b"F32I", u32 LE width, height, channels) followed by interleaved little-endian float32
-samples; `golden.json` = scalar expectations (statistics for the randomised transfers,
+samples; `*.png` = 8-bit
+images (seamless clone works on 8-bit data); `golden.json` = scalar expectations (statistics for the randomised transfers,
 centres, PSNR thresholds). The colour-transfer functions below transcribe DFL's
 `core/imagelib/color_transfer.py` (upstream commit 46fc2397) as specified in
 shared/design/dfl-merge.md section 8.
@@ -467,6 +468,25 @@ def transfers(face_a, face_b, mask):
     save("bgr8_of_lab8", cv2.cvtColor(lab8, cv2.COLOR_LAB2BGR).astype(np.float32))
 
 
+def seamless(aligned_dir, face_a):
+    frame = cv2.imread(os.path.join(aligned_dir, "sample5_1.jpg"))
+    frame = cv2.resize(frame, (96, 80), interpolation=cv2.INTER_AREA)
+    src = frame.copy()
+    face8 = (np.clip(face_a * np.array([1.1, 0.9, 0.8], np.float32), 0, 1) * 255).astype(np.uint8)
+    src[16:16 + FACE, 24:24 + FACE] = face8
+    mask = np.zeros((80, 96), np.uint8)
+    cv2.ellipse(mask, (48, 41), (17, 21), 0, 0, 360, 255, -1)
+    x, y, w, h = cv2.boundingRect(mask)
+    center = (int(x + w / 2), int(y + h / 2))
+    GOLDEN["clone_center"] = list(center)
+    cv2.imwrite(os.path.join(OUT, "clone_dst.png"), frame)
+    cv2.imwrite(os.path.join(OUT, "clone_src.png"), src)
+    cv2.imwrite(os.path.join(OUT, "clone_mask.png"), mask)
+    cv2.imwrite(os.path.join(OUT, "clone_out.png"), cv2.seamlessClone(src, frame, mask, center, cv2.NORMAL_CLONE))
+    # Only DFL's in-place centre is a fixture: for a centre that moves the box, OpenCV 5.0
+    # departs from OpenCV 4.x (verified with 4.8.1); dfl-image follows 4.x there (unit test).
+
+
 def load_back(name):
     with open(os.path.join(OUT, name + ".f32"), "rb") as f:
         b = f.read()
@@ -488,6 +508,7 @@ def main():
     morphology(noise, mask)
     effects(noise, face_a)
     transfers(face_a, face_b, mask)
+    seamless(args.dfl_aligned, face_a)
     GOLDEN["opencv_version"] = cv2.__version__
     with open(os.path.join(OUT, "golden.json"), "w") as f:
         json.dump(GOLDEN, f, indent=1, sort_keys=True)

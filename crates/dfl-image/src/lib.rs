@@ -12,6 +12,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod border;
+mod clone;
 mod color;
 mod effects;
 mod error;
@@ -26,6 +27,7 @@ mod transfer;
 mod warp;
 
 pub use border::Border;
+pub use clone::{clone_center, seamless_clone};
 pub use color::{
     bgr_to_hsv, bgr_to_lab, bgr8_to_lab8, hsv_to_bgr, hsv_to_rgb, lab_to_bgr, lab_to_rgb,
     lab8_to_bgr8, rgb_to_hsv, rgb_to_lab,

@@ -259,3 +259,38 @@ pub fn erode(src: &Image, e: &crate::StructuringElement, iterations: usize) -> R
 pub fn dilate(src: &Image, e: &crate::StructuringElement, iterations: usize) -> Result<Image> {
     Ok(morph(src, e, iterations, true))
 }
+
+/// Reference of the seamless-clone solver: plain Gauss-Seidel sweeps on
+/// `4u - (sum of the 4 neighbours, 0 outside) = b` over an `nx x ny` grid until the largest
+/// update is below `1e-6` (or 100000 sweeps). Slow; for small agreement tests only.
+pub fn poisson_gauss_seidel(b: &[f32], nx: usize, ny: usize) -> Vec<f32> {
+    let mut u = vec![0f64; nx * ny];
+    for _ in 0..100_000 {
+        let mut change = 0f64;
+        for y in 0..ny {
+            for x in 0..nx {
+                let i = y * nx + x;
+                let mut s = 0f64;
+                if x > 0 {
+                    s += u[i - 1];
+                }
+                if x + 1 < nx {
+                    s += u[i + 1];
+                }
+                if y > 0 {
+                    s += u[i - nx];
+                }
+                if y + 1 < ny {
+                    s += u[i + nx];
+                }
+                let v = (f64::from(b[i]) + s) / 4.0;
+                change = change.max((v - u[i]).abs());
+                u[i] = v;
+            }
+        }
+        if change < 1e-6 {
+            break;
+        }
+    }
+    u.into_iter().map(|v| v as f32).collect()
+}

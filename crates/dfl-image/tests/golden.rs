@@ -475,3 +475,60 @@ fn randomised_transfers_match_dfl_statistically() {
     check_random("sot_m", &s);
     check_random("mix_m", &mix(&am, &bm, &mut rng).unwrap());
 }
+
+fn load_png(name: &str) -> Image {
+    let img = image::open(fixture_path(name)).unwrap();
+    match img.color().channel_count() {
+        1 => Image::from_gray8(&img.to_luma8()).unwrap(),
+        // OpenCV wrote BGR data; the PNG holds it as "RGB", keep the order as stored.
+        _ => Image::bgr_from_rgb8(&img.to_rgb8()).unwrap(),
+    }
+}
+
+fn psnr_8bit(a: &Image, b: &Image) -> f64 {
+    let mse = a
+        .data()
+        .iter()
+        .zip(b.data())
+        .map(|(x, y)| {
+            let d = f64::from(x - y) * 255.0;
+            d * d
+        })
+        .sum::<f64>()
+        / a.data().len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}
+
+/// seamlessClone(NORMAL_CLONE) on an 8-bit frame with a pasted face at DFL's centre (the
+/// box stays in place): PSNR >= 40 dB against OpenCV (the acceptance bound) and the centre
+/// rule exactly.
+#[test]
+fn seamless_clone_matches_opencv() {
+    let dst = load_png("clone_dst.png");
+    let src = load_png("clone_src.png");
+    let mask = load_png("clone_mask.png");
+    let centre = clone_center(&mask).unwrap();
+    let expected = golden_vec3i("clone_center");
+    assert_eq!((centre.0, centre.1), (expected[0], expected[1]));
+    let ours = seamless_clone(&src, &dst, &mask, centre).unwrap();
+    let cv = load_png("clone_out.png");
+    let p = psnr_8bit(&ours, &cv);
+    let err = max_abs(&ours, &cv) * 255.0;
+    eprintln!("seamless clone: PSNR {p:.1} dB, max abs err {err:.0}/255");
+    assert!(p >= 40.0, "PSNR {p}");
+}
+
+fn golden_vec3i(key: &str) -> Vec<i64> {
+    let text = std::fs::read_to_string(fixture_path("golden.json")).unwrap();
+    let start = text.find(&format!("\"{key}\"")).unwrap();
+    let rest = &text[start..];
+    let (open, close) = (rest.find('[').unwrap(), rest.find(']').unwrap());
+    rest[open + 1..close]
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect()
+}
