@@ -438,12 +438,12 @@ fn v_cycle_level(b: &[f32], u: &mut [f32], nx: usize, ny: usize, scale: f32) {
     };
     let axis = |f: usize| -> [(i64, f32); 2] {
         // Fine full position f: even -> coarse node f/2 - 1; odd -> between (f-1)/2 - 1 and (f+1)/2 - 1.
-        if f % 2 == 0 {
+        if f.is_multiple_of(2) {
             [((f / 2) as i64 - 1, 1.0), (0, 0.0)]
         } else {
             [
                 (((f - 1) / 2) as i64 - 1, 0.5),
-                (((f + 1) / 2) as i64 - 1, 0.5),
+                (f.div_ceil(2) as i64 - 1, 0.5),
             ]
         }
     };
