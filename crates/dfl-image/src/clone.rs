@@ -30,9 +30,10 @@ pub fn clone_center(mask: &Image) -> Option<(i64, i64)> {
     Some((l as i64 + w as i64 / 2, t as i64 + h as i64 / 2))
 }
 
-/// Whether mask sample `i` (channel 0) is non-zero after 8-bit truncation.
+/// Whether mask pixel (x, y) (channel 0) is non-zero after 8-bit truncation.
 fn mask_on(mask: &Image, x: usize, y: usize) -> bool {
-    Quantize::Truncate.apply(mask.get(x, y, 0)) > 0
+    // trunc(clamp(v * 255)) > 0  <=>  v * 255 >= 1 (NaN and negatives are off).
+    mask.get(x, y, 0) * 255.0 >= 1.0
 }
 
 /// Bounding box (x, y, w, h) of the non-zero mask pixels, optionally ignoring the outer
@@ -70,19 +71,17 @@ pub fn seamless_clone(src: &Image, dst: &Image, mask: &Image, center: (i64, i64)
     src.check_finite(op)?;
     dst.check_finite(op)?;
     mask.check_finite(op)?;
-    let to8 = |img: &Image| -> Vec<f32> {
-        img.data()
-            .iter()
-            .map(|&v| f32::from(Quantize::Truncate.apply(v)))
-            .collect()
-    };
-    let d8 = to8(dst);
-    let mut out = Image::new(
-        dst.width(),
-        dst.height(),
-        3,
-        d8.iter().map(|v| v / 255.0).collect(),
-    )?;
+    // 8-bit truncation as DFL's astype(np.uint8); values kept as f32 integers.
+    let q = |v: f32| f32::from(Quantize::Truncate.apply(v));
+    let mut out = dst.zeros_like();
+    out.data_mut()
+        .par_chunks_mut(1 << 14)
+        .zip(dst.data().par_chunks(1 << 14))
+        .for_each(|(o, d)| {
+            for (o, &v) in o.iter_mut().zip(d) {
+                *o = q(v) / 255.0;
+            }
+        });
     let Some((sx, sy, w, h)) = bounding_box(mask, true) else {
         return Ok(out);
     };
@@ -102,27 +101,15 @@ pub fn seamless_clone(src: &Image, dst: &Image, mask: &Image, center: (i64, i64)
         return Ok(out);
     }
     let (dx, dy) = (dx as usize, dy as usize);
-    let s8 = to8(src);
-    // ROI planes: destination, masked source patch, mask (0/1 before erosion -> weights).
-    let inside = |x: usize, y: usize| {
-        let (mx, my) = (sx + x, sy + y);
-        mx >= 1
-            && my >= 1
-            && mx + 1 < mask.width()
-            && my + 1 < mask.height()
-            && mask_on(mask, mx, my)
-    };
-    let mval = |x: usize, y: usize| -> f32 {
-        if inside(x, y) {
-            f32::from(Quantize::Truncate.apply(mask.get(sx + x, sy + y, 0)))
-        } else {
-            0.0
-        }
-    };
+    // Mask ROI as 8-bit values (the cleared outer frame reads 0).
+    let (mw, mh) = (mask.width(), mask.height());
     let mut m8 = vec![0f32; w * h];
     for y in 0..h {
         for x in 0..w {
-            m8[y * w + x] = mval(x, y);
+            let (mx, my) = (sx + x, sy + y);
+            if mx >= 1 && my >= 1 && mx + 1 < mw && my + 1 < mh {
+                m8[y * w + x] = q(mask.get(mx, my, 0));
+            }
         }
     }
     let eroded = erode3x3_times3(&m8, w, h);
@@ -130,27 +117,26 @@ pub fn seamless_clone(src: &Image, dst: &Image, mask: &Image, center: (i64, i64)
     let planes: Vec<Vec<f32>> = (0..3)
         .into_par_iter()
         .map(|c| {
-            let dplane: Vec<f32> = (0..w * h)
-                .map(|i| d8[((dy + i / w) * dst.width() + dx + i % w) * 3 + c])
-                .collect();
-            let pplane: Vec<f32> = (0..w * h)
-                .map(|i| {
-                    let (x, y) = (i % w, i / w);
-                    if m8[i] != 0.0 {
-                        s8[((sy + y) * src.width() + sx + x) * 3 + c]
-                    } else {
-                        0.0
+            let mut dplane = vec![0f32; w * h];
+            let mut pplane = vec![0f32; w * h];
+            for y in 0..h {
+                let drow = &dst.row(dy + y)[dx * 3..(dx + w) * 3];
+                let srow = &src.row(sy + y)[sx * 3..(sx + w) * 3];
+                for x in 0..w {
+                    dplane[y * w + x] = q(drow[x * 3 + c]);
+                    if m8[y * w + x] != 0.0 {
+                        pplane[y * w + x] = q(srow[x * 3 + c]);
                     }
-                })
-                .collect();
+                }
+            }
             solve_channel(&dplane, &pplane, &weight, w, h)
         })
         .collect();
     for y in 0..h {
+        let row = &mut out.row_mut(dy + y)[dx * 3..(dx + w) * 3];
         for x in 0..w {
-            let px = out.pixel_mut(dx + x, dy + y);
             for c in 0..3 {
-                px[c] = planes[c][y * w + x] / 255.0;
+                row[x * 3 + c] = planes[c][y * w + x] / 255.0;
             }
         }
     }
@@ -265,25 +251,41 @@ fn solve_channel(d: &[f32], p: &[f32], m: &[f32], w: usize, h: usize) -> Vec<f32
 
 /// `out = A u` with `A u = 4u - (sum of the 4 neighbours, 0 outside)` on an `nx x ny` grid.
 fn apply_a(u: &[f32], nx: usize, ny: usize, out: &mut [f32]) {
-    out.par_chunks_mut(nx).enumerate().for_each(|(y, row)| {
-        for (x, o) in row.iter_mut().enumerate() {
-            let i = y * nx + x;
-            let mut s = 0f32;
-            if x > 0 {
-                s += u[i - 1];
+    let zeros = vec![0f32; nx];
+    out.par_chunks_mut(nx)
+        .with_min_len(8)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let cur = &u[y * nx..(y + 1) * nx];
+            let up = if y > 0 {
+                &u[(y - 1) * nx..y * nx]
+            } else {
+                &zeros[..]
+            };
+            let down = if y + 1 < ny {
+                &u[(y + 1) * nx..(y + 2) * nx]
+            } else {
+                &zeros[..]
+            };
+            for x in 0..nx {
+                row[x] = 4.0 * cur[x] - up[x] - down[x];
             }
-            if x + 1 < nx {
-                s += u[i + 1];
+            for x in 1..nx {
+                row[x] -= cur[x - 1];
+                row[x - 1] -= cur[x];
             }
-            if y > 0 {
-                s += u[i - nx];
+        });
+}
+
+/// `y += a * x`.
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    y.par_chunks_mut(4096)
+        .zip(x.par_chunks(4096))
+        .for_each(|(yc, xc)| {
+            for (yi, xi) in yc.iter_mut().zip(xc) {
+                *yi += a * xi;
             }
-            if y + 1 < ny {
-                s += u[i + nx];
-            }
-            *o = 4.0 * u[i] - s;
-        }
-    });
+        });
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
@@ -329,19 +331,19 @@ pub(crate) fn mgpcg(
             break;
         }
         let alpha = (rz / pap) as f32;
-        x.par_iter_mut()
-            .zip(&p)
-            .for_each(|(xi, pi)| *xi += alpha * pi);
-        r.par_iter_mut()
-            .zip(&ap)
-            .for_each(|(ri, ai)| *ri -= alpha * ai);
+        axpy(&mut x, alpha, &p);
+        axpy(&mut r, -alpha, &ap);
         z = v_cycle(&r, nx, ny);
         let rz_new = dot(&r, &z);
         let beta = (rz_new / rz) as f32;
         rz = rz_new;
-        p.par_iter_mut()
-            .zip(&z)
-            .for_each(|(pi, zi)| *pi = zi + beta * *pi);
+        p.par_chunks_mut(4096)
+            .zip(z.par_chunks(4096))
+            .for_each(|(pc, zc)| {
+                for (pi, zi) in pc.iter_mut().zip(zc) {
+                    *pi = zi + beta * *pi;
+                }
+            });
     }
     x
 }
@@ -349,24 +351,25 @@ pub(crate) fn mgpcg(
 /// One red-black Gauss-Seidel half sweep of `A u = b` (scaled by `1/scale` for coarse
 /// levels: `A_c = A / scale`), colour `parity` = (x + y) % 2.
 fn rb_sweep(u: &mut [f32], b: &[f32], nx: usize, ny: usize, scale: f32, parity: usize) {
+    let zeros = vec![0f32; nx];
     for y in 0..ny {
         let start = (y + parity) % 2;
-        for x in (start..nx).step_by(2) {
-            let i = y * nx + x;
-            let mut s = 0f32;
-            if x > 0 {
-                s += u[i - 1];
-            }
-            if x + 1 < nx {
-                s += u[i + 1];
-            }
-            if y > 0 {
-                s += u[i - nx];
-            }
-            if y + 1 < ny {
-                s += u[i + nx];
-            }
-            u[i] = (b[i] * scale + s) * 0.25;
+        // Neighbour rows (the other colour, not written in this half sweep).
+        let (before, rest) = u.split_at_mut(y * nx);
+        let (cur, after) = rest.split_at_mut(nx);
+        let up = if y > 0 {
+            &before[(y - 1) * nx..]
+        } else {
+            &zeros[..]
+        };
+        let down = if y + 1 < ny { &after[..nx] } else { &zeros[..] };
+        let brow = &b[y * nx..(y + 1) * nx];
+        let mut x = start;
+        while x < nx {
+            let left = if x > 0 { cur[x - 1] } else { 0.0 };
+            let right = if x + 1 < nx { cur[x + 1] } else { 0.0 };
+            cur[x] = (brow[x] * scale + left + right + up[x] + down[x]) * 0.25;
+            x += 2;
         }
     }
 }

@@ -8,8 +8,9 @@
 //! units away from the textbook formula, and DFL's RCT statistics are computed on it, so
 //! matching it matters for reproducing DFL. OpenCV fills its table with its softfloat library;
 //! ours uses hardware f32 in the same order, which rounds about 0.06 % of the nodes to the
-//! neighbouring 16-bit value, so results agree to one table step (0.0061 L, 0.0156 a/b). Lab -> BGR/RGB uses the float formulas
-//! with an exact sRGB gamma (OpenCV uses a spline of it: within 1e-4) and clips to [0, 1].
+//! neighbouring 16-bit value, so results agree to one table step (0.0061 L, 0.0156 a/b).
+//! Lab -> BGR/RGB uses OpenCV's float formulas, clips to [0, 1] and applies the sRGB curve
+//! through OpenCV's 1024-interval cubic spline of it.
 
 use crate::error::Result;
 use crate::image::Image;
@@ -43,12 +44,51 @@ fn srgb_to_linear(x: f64) -> f64 {
     }
 }
 
-fn linear_to_srgb(x: f32) -> f32 {
+fn linear_to_srgb_exact(x: f64) -> f64 {
     if x <= 0.003_130_8 {
         x * 12.92
     } else {
-        (1.055 * f64::from(x).powf(1.0 / 2.4) - 0.055) as f32
+        1.055 * x.powf(1.0 / 2.4) - 0.055
     }
+}
+
+/// OpenCV's `splineBuild`: natural cubic spline coefficients (4 per interval) through
+/// `f[0..=n]` at unit spacing.
+fn spline_build(f: &[f32]) -> Vec<[f32; 4]> {
+    let n = f.len() - 1;
+    let mut tab = vec![[0f32; 4]; n];
+    for i in 1..n {
+        let t = (f[i + 1] - f[i] * 2.0 + f[i - 1]) * 3.0;
+        let l = 1.0 / (4.0 - tab[i - 1][0]);
+        tab[i][0] = l;
+        tab[i][1] = (t - tab[i - 1][1]) * l;
+    }
+    let mut cn = 0f32;
+    for i in (0..n).rev() {
+        let c = tab[i][1] - tab[i][0] * cn;
+        let b = f[i + 1] - f[i] - (cn + c * 2.0) / 3.0;
+        let d = (cn - c) / 3.0;
+        tab[i] = [f[i], b, c, d];
+        cn = c;
+    }
+    tab
+}
+
+/// sRGB companding of a linear value in [0, 1] as OpenCV's float Lab->RGB does it: a cubic
+/// spline through 1025 exact samples (`sRGBInvGammaTab`), within 1e-6 of the exact curve.
+fn linear_to_srgb(x: f32) -> f32 {
+    static TAB: OnceLock<Vec<[f32; 4]>> = OnceLock::new();
+    let tab = TAB.get_or_init(|| {
+        let f: Vec<f32> = (0..=1024)
+            .map(|i| linear_to_srgb_exact(i as f64 / 1024.0) as f32)
+            .collect();
+        spline_build(&f)
+    });
+    let x = x * 1024.0;
+    let ix = (x as i64).clamp(0, 1023) as usize;
+    let t = x - ix as f32;
+    let c = tab[ix];
+    ((c[3] * t + c[2]) * t + c[1]) * t + c[0]
 }
 
 /// OpenCV's 33^3 RGB -> Lab table: per grid node (R, G, B) = (i, j, k) / 32, the Lab value as

@@ -7,7 +7,7 @@
 use crate::border::Border;
 use crate::error::{ImageError, Result};
 use crate::image::Image;
-use crate::simd::{conv_cols, conv_row};
+use crate::simd::{conv_cols, conv_cols_sym, conv_row, conv_row_sym, is_symmetric};
 use rayon::prelude::*;
 
 /// OpenCV's kernel size for a Gaussian of `sigma` on float images when none is given:
@@ -130,34 +130,35 @@ pub fn sep_filter(src: &Image, kx: &[f32], ky: &[f32], border: Border) -> Result
     let row_len = w * c;
     let ax = kx.len() / 2;
     let ay = ky.len() / 2;
-    // Rows outside the image are constant rows, which the row pass maps to sum(kx) * value.
-    let cval = border.constant() * kx.iter().sum::<f32>();
-    // Row pass: each row padded into a scratch buffer, then a blocked correlation.
-    let mut tmp = vec![0f32; h * row_len];
-    tmp.par_chunks_mut(row_len).enumerate().for_each_init(
-        Vec::new,
-        |pad: &mut Vec<f32>, (y, out)| {
-            pad_row(src.row(y), w, c, ax, kx.len() - 1 - ax, border, pad);
-            conv_row(pad, kx, c, false, out);
-        },
-    );
-    // Column pass: a blocked correlation over whole rows of the row-filtered image.
+    // Vertical pass first, straight from the source rows into one row buffer, then the
+    // horizontal pass from that row padded: no intermediate image. Rows outside the image are
+    // constant rows; a vertically filtered constant column is `sum(ky) * value`, which is what
+    // the horizontal padding must use.
+    let cval = border.constant();
     let const_row = vec![cval; row_len];
+    let hborder = match border {
+        Border::Constant(v) => Border::Constant(v * ky.iter().sum::<f32>()),
+        b => b,
+    };
     let mut out = src.zeros_like();
-    let tmp = &tmp;
     out.data_mut()
         .par_chunks_mut(row_len)
         .enumerate()
-        .for_each_init(Vec::new, |rows: &mut Vec<&[f32]>, (y, orow)| {
-            rows.clear();
-            for k in 0..ky.len() {
-                rows.push(match border.index(y as i64 + k as i64 - ay as i64, h) {
-                    Some(sy) => &tmp[sy * row_len..(sy + 1) * row_len],
-                    None => &const_row,
-                });
-            }
-            conv_cols(rows, ky, orow);
-        });
+        .for_each_init(
+            || (Vec::new(), vec![0f32; row_len], Vec::new()),
+            |(rows, vrow, pad): &mut (Vec<&[f32]>, Vec<f32>, Vec<f32>), (y, orow)| {
+                rows.clear();
+                for k in 0..ky.len() {
+                    rows.push(match border.index(y as i64 + k as i64 - ay as i64, h) {
+                        Some(sy) => src.row(sy),
+                        None => &const_row,
+                    });
+                }
+                conv_cols(rows, ky, vrow);
+                pad_row(vrow, w, c, ax, kx.len() - 1 - ax, hborder, pad);
+                conv_row(pad, kx, c, false, orow);
+            },
+        );
     Ok(out)
 }
 

@@ -45,37 +45,55 @@ macro_rules! multiversion {
     };
 }
 
-/// Output elements computed per register block by the 1-D convolutions.
-const BLOCK: usize = 16;
-
 /// `out[i] (+)= sum_k w[k] * src[i + k * step]` (a row correlation over a padded row; with
 /// `add` the sum is added to `out`). `src` must hold at least
 /// `out.len() + (w.len() - 1) * step` values.
 #[inline(always)]
 fn conv_row_body<const FMA: bool>(src: &[f32], w: &[f32], step: usize, add: bool, out: &mut [f32]) {
-    let n = out.len();
-    let mut i = 0;
-    while i + BLOCK <= n {
-        let mut acc = [0f32; BLOCK];
-        if add {
-            acc.copy_from_slice(&out[i..i + BLOCK]);
-        }
-        for (k, &wk) in w.iter().enumerate() {
-            let s = &src[i + k * step..i + k * step + BLOCK];
-            for l in 0..BLOCK {
-                acc[l] = madd::<FMA>(acc[l], wk, s[l]);
-            }
-        }
-        out[i..i + BLOCK].copy_from_slice(&acc);
-        i += BLOCK;
-    }
-    for j in i..n {
+    // Enough independent accumulators to hide the FMA latency: 8 AVX registers, or 8 SSE
+    // registers for the baseline build.
+    let done = if FMA {
+        conv_row_blocks::<FMA, 64>(src, w, step, add, out, 0)
+    } else {
+        conv_row_blocks::<FMA, 32>(src, w, step, add, out, 0)
+    };
+    let done = conv_row_blocks::<FMA, 8>(src, w, step, add, out, done);
+    for j in done..out.len() {
         let mut a = if add { out[j] } else { 0.0 };
         for (k, &wk) in w.iter().enumerate() {
             a = madd::<FMA>(a, wk, src[j + k * step]);
         }
         out[j] = a;
     }
+}
+
+/// Blocks of `B` outputs starting at `from`; returns where it stopped.
+#[inline(always)]
+fn conv_row_blocks<const FMA: bool, const B: usize>(
+    src: &[f32],
+    w: &[f32],
+    step: usize,
+    add: bool,
+    out: &mut [f32],
+    from: usize,
+) -> usize {
+    let n = out.len();
+    let mut i = from;
+    while i + B <= n {
+        let mut acc = [0f32; B];
+        if add {
+            acc.copy_from_slice(&out[i..i + B]);
+        }
+        for (k, &wk) in w.iter().enumerate() {
+            let s = &src[i + k * step..i + k * step + B];
+            for l in 0..B {
+                acc[l] = madd::<FMA>(acc[l], wk, s[l]);
+            }
+        }
+        out[i..i + B].copy_from_slice(&acc);
+        i += B;
+    }
+    i
 }
 
 multiversion!(
@@ -86,20 +104,13 @@ multiversion!(
 /// `out[i] = sum_k w[k] * rows[k][i]` (a column correlation over whole rows).
 #[inline(always)]
 fn conv_cols_body<const FMA: bool>(rows: &[&[f32]], w: &[f32], out: &mut [f32]) {
-    let n = out.len();
-    let mut i = 0;
-    while i + BLOCK <= n {
-        let mut acc = [0f32; BLOCK];
-        for (r, &wk) in rows.iter().zip(w) {
-            let s = &r[i..i + BLOCK];
-            for l in 0..BLOCK {
-                acc[l] = madd::<FMA>(acc[l], wk, s[l]);
-            }
-        }
-        out[i..i + BLOCK].copy_from_slice(&acc);
-        i += BLOCK;
-    }
-    for j in i..n {
+    let done = if FMA {
+        conv_cols_blocks::<FMA, 64>(rows, w, out, 0)
+    } else {
+        conv_cols_blocks::<FMA, 32>(rows, w, out, 0)
+    };
+    let done = conv_cols_blocks::<FMA, 8>(rows, w, out, done);
+    for j in done..out.len() {
         let mut a = 0f32;
         for (r, &wk) in rows.iter().zip(w) {
             a = madd::<FMA>(a, wk, r[j]);
@@ -108,14 +119,179 @@ fn conv_cols_body<const FMA: bool>(rows: &[&[f32]], w: &[f32], out: &mut [f32]) 
     }
 }
 
+/// Blocks of `B` outputs starting at `from`; returns where it stopped.
+#[inline(always)]
+fn conv_cols_blocks<const FMA: bool, const B: usize>(
+    rows: &[&[f32]],
+    w: &[f32],
+    out: &mut [f32],
+    from: usize,
+) -> usize {
+    let n = out.len();
+    let mut i = from;
+    while i + B <= n {
+        let mut acc = [0f32; B];
+        for (r, &wk) in rows.iter().zip(w) {
+            let s = &r[i..i + B];
+            for l in 0..B {
+                acc[l] = madd::<FMA>(acc[l], wk, s[l]);
+            }
+        }
+        out[i..i + B].copy_from_slice(&acc);
+        i += B;
+    }
+    i
+}
+
 multiversion!(
     /// Column correlation: `out[i] = sum_k w[k] * rows[k][i]`.
     pub(crate) fn conv_cols / conv_cols_avx2 => conv_cols_body(rows: &[&[f32]], w: &[f32], out: &mut [f32])
 );
 
+/// [`conv_row`] for an odd, symmetric kernel (`w[k] == w[len - 1 - k]`): mirrored taps are
+/// added before the multiply, halving the multiplies.
+#[inline(always)]
+fn conv_row_sym_body<const FMA: bool>(src: &[f32], w: &[f32], step: usize, out: &mut [f32]) {
+    let half = w.len() / 2;
+    let last = w.len() - 1;
+    let done = if FMA {
+        conv_row_sym_blocks::<FMA, 64>(src, w, step, out, 0)
+    } else {
+        conv_row_sym_blocks::<FMA, 32>(src, w, step, out, 0)
+    };
+    let done = conv_row_sym_blocks::<FMA, 8>(src, w, step, out, done);
+    for j in done..out.len() {
+        let mut a = w[half] * src[j + half * step];
+        for k in 0..half {
+            a = madd::<FMA>(a, w[k], src[j + k * step] + src[j + (last - k) * step]);
+        }
+        out[j] = a;
+    }
+}
+
+#[inline(always)]
+fn conv_row_sym_blocks<const FMA: bool, const B: usize>(
+    src: &[f32],
+    w: &[f32],
+    step: usize,
+    out: &mut [f32],
+    from: usize,
+) -> usize {
+    let n = out.len();
+    let half = w.len() / 2;
+    let last = w.len() - 1;
+    let mut i = from;
+    while i + B <= n {
+        let mut acc = [0f32; B];
+        let c = &src[i + half * step..i + half * step + B];
+        for l in 0..B {
+            acc[l] = w[half] * c[l];
+        }
+        for k in 0..half {
+            let a = &src[i + k * step..i + k * step + B];
+            let b = &src[i + (last - k) * step..i + (last - k) * step + B];
+            for l in 0..B {
+                acc[l] = madd::<FMA>(acc[l], w[k], a[l] + b[l]);
+            }
+        }
+        out[i..i + B].copy_from_slice(&acc);
+        i += B;
+    }
+    i
+}
+
+multiversion!(
+    /// Symmetric-kernel row correlation (see [`conv_row_sym_body`]).
+    pub(crate) fn conv_row_sym / conv_row_sym_avx2 => conv_row_sym_body(src: &[f32], w: &[f32], step: usize, out: &mut [f32])
+);
+
+/// [`conv_cols`] for an odd, symmetric kernel: mirrored rows are added before the multiply.
+#[inline(always)]
+fn conv_cols_sym_body<const FMA: bool>(rows: &[&[f32]], w: &[f32], out: &mut [f32]) {
+    let half = w.len() / 2;
+    let last = w.len() - 1;
+    let done = if FMA {
+        conv_cols_sym_blocks::<FMA, 64>(rows, w, out, 0)
+    } else {
+        conv_cols_sym_blocks::<FMA, 32>(rows, w, out, 0)
+    };
+    let done = conv_cols_sym_blocks::<FMA, 8>(rows, w, out, done);
+    for j in done..out.len() {
+        let mut a = w[half] * rows[half][j];
+        for k in 0..half {
+            a = madd::<FMA>(a, w[k], rows[k][j] + rows[last - k][j]);
+        }
+        out[j] = a;
+    }
+}
+
+#[inline(always)]
+fn conv_cols_sym_blocks<const FMA: bool, const B: usize>(
+    rows: &[&[f32]],
+    w: &[f32],
+    out: &mut [f32],
+    from: usize,
+) -> usize {
+    let n = out.len();
+    let half = w.len() / 2;
+    let last = w.len() - 1;
+    let mut i = from;
+    while i + B <= n {
+        let mut acc = [0f32; B];
+        let c = &rows[half][i..i + B];
+        for l in 0..B {
+            acc[l] = w[half] * c[l];
+        }
+        for k in 0..half {
+            let a = &rows[k][i..i + B];
+            let b = &rows[last - k][i..i + B];
+            for l in 0..B {
+                acc[l] = madd::<FMA>(acc[l], w[k], a[l] + b[l]);
+            }
+        }
+        out[i..i + B].copy_from_slice(&acc);
+        i += B;
+    }
+    i
+}
+
+multiversion!(
+    /// Symmetric-kernel column correlation (see [`conv_cols_sym_body`]).
+    pub(crate) fn conv_cols_sym / conv_cols_sym_avx2 => conv_cols_sym_body(rows: &[&[f32]], w: &[f32], out: &mut [f32])
+);
+
+/// Whether `w` is odd-length and mirror-symmetric (the Gaussian and box kernels).
+pub(crate) fn is_symmetric(w: &[f32]) -> bool {
+    w.len() % 2 == 1 && (0..w.len() / 2).all(|k| w[k] == w[w.len() - 1 - k])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symmetric_versions_agree() {
+        let src: Vec<f32> = (0..300).map(|i| ((i * 29) % 23) as f32 / 9.0).collect();
+        let w = [0.05f32, 0.2, 0.5, 0.2, 0.05];
+        assert!(is_symmetric(&w));
+        assert!(!is_symmetric(&[0.1, 0.2]));
+        let n = 300 - 4 * 3;
+        let (mut a, mut b, mut c) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        conv_row(&src, &w, 3, false, &mut a);
+        conv_row_sym(&src, &w, 3, &mut b);
+        conv_row_sym_body::<false>(&src, &w, 3, &mut c);
+        for i in 0..n {
+            assert!((a[i] - b[i]).abs() < 1e-5 && (a[i] - c[i]).abs() < 1e-5);
+        }
+        let rows: Vec<&[f32]> = (0..5).map(|k| &src[k * 40..k * 40 + 101]).collect();
+        let (mut a, mut b, mut c) = (vec![0f32; 101], vec![0f32; 101], vec![0f32; 101]);
+        conv_cols(&rows, &w, &mut a);
+        conv_cols_sym(&rows, &w, &mut b);
+        conv_cols_sym_body::<false>(&rows, &w, &mut c);
+        for i in 0..101 {
+            assert!((a[i] - b[i]).abs() < 1e-5 && (a[i] - c[i]).abs() < 1e-5);
+        }
+    }
 
     #[test]
     fn both_builds_agree_with_a_plain_sum() {

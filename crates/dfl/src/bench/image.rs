@@ -12,19 +12,21 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-/// Timing script for the OpenCV side. Arguments: scratch dir, threads, runs. Prints one
-/// `name milliseconds` line per figure (median of `runs` after a warm-up).
+/// Timing script for the OpenCV side. Arguments: scratch dir, threads, time budget per figure
+/// in seconds. Prints one `name milliseconds` line per figure: the median of as many runs as
+/// fit the budget (at least 5, at most 301) after a warm-up, the same rule as our side.
 const PY_SCRIPT: &str = r#"
 import sys, time, struct
 import numpy as np, cv2
-d, threads, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+d, threads, budget = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 cv2.setNumThreads(threads)
 def load(n):
     b = open(f"{d}/{n}.f32", "rb").read()
     w, h, c = struct.unpack("<III", b[4:16])
     return np.frombuffer(b[16:], "<f4").reshape(h, w, c).copy()
 def t(name, f):
-    f(); ts = []
+    s = time.perf_counter(); f(); one = time.perf_counter() - s
+    runs = int(min(max(budget / max(one, 1e-6), 5), 301)); ts = []
     for _ in range(runs):
         s = time.perf_counter(); f(); ts.append(time.perf_counter() - s)
     print(name, sorted(ts)[len(ts) // 2] * 1000.0, flush=True)
@@ -35,11 +37,34 @@ t("warp", lambda: cv2.warpAffine(frame, m, (1280, 720), flags=cv2.INTER_CUBIC,
 face = load("face512")
 t("gauss2", lambda: cv2.GaussianBlur(face, (0, 0), 2))
 t("gauss10", lambda: cv2.GaussianBlur(face, (0, 0), 10))
+# DFL's reinhard_color_transfer as the merger calls it (face masks on both sides).
+tgt, ref, fmask = load("rct_t"), load("rct_s"), load("rct_m")
+def rct():
+    s = cv2.cvtColor(ref, cv2.COLOR_BGR2LAB)
+    t_ = cv2.cvtColor(tgt, cv2.COLOR_BGR2LAB)
+    si = s.copy(); si[fmask[..., 0] < 0.5] = [0, 0, 0]
+    ti = t_.copy(); ti[fmask[..., 0] < 0.5] = [0, 0, 0]
+    out = []
+    for k, (lo, hi) in enumerate(((0, 100), (-127, 127), (-127, 127))):
+        x = (t_[..., k] - ti[..., k].mean()) * si[..., k].std() / ti[..., k].std() + si[..., k].mean()
+        out.append(np.clip(x, lo, hi))
+    return cv2.cvtColor(np.stack(out, -1), cv2.COLOR_LAB2BGR)
+t("rct", rct)
+# The merger's seamless step: float -> uint8, seamlessClone, -> float.
+paste, cmask = load("clone_src"), load("clone_mask")
+cx, cy = [int(v) for v in open(f"{d}/clone_center.txt").read().split()]
+def clone():
+    out = cv2.seamlessClone((paste * 255).astype(np.uint8), (frame * 255).astype(np.uint8),
+                            (cmask[..., 0] * 255).astype(np.uint8), (cx, cy), cv2.NORMAL_CLONE)
+    return out.astype(np.float32) / 255.0
+t("clone", clone)
 "#;
 
 /// Runs the group.
 pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
-    let runs = if ctx.quick { 3 } else { 15 };
+    // Time budget per figure; short operations get many runs, so the median is stable on a
+    // busy machine.
+    let budget = if ctx.quick { 0.2 } else { 2.0 };
     let threads = dfl_image::threads();
     let frame = smooth_image(1280, 720, 3, 1)?;
     let face = smooth_image(512, 512, 3, 2)?;
@@ -55,7 +80,31 @@ pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
             .join(" "),
     )?;
 
-    let reference = opencv_reference(&ctx.scratch, threads, runs);
+    // RCT inputs: a 256x256 face, a colour-cast partner, an elliptical face mask.
+    let rct_t = face.crop(128, 128, 256, 256)?;
+    let mut rct_s = smooth_image(256, 256, 3, 3)?;
+    rct_s.map_inplace(|v| (v * 0.8 + 0.1).min(1.0));
+    let rct_m = ellipse_mask(256, 256, (128.0, 136.0), (100.0, 118.0))?;
+    // Seamless clone: the face pasted into the frame, an elliptical clone mask inside it.
+    let mut clone_src = frame.clone();
+    clone_src.paste(&rct_t, 500, 200)?;
+    let clone_mask = ellipse_mask(1280, 720, (628.0, 336.0), (100.0, 118.0))?;
+    let centre = dfl_image::clone_center(&clone_mask).context("bench clone mask is empty")?;
+    for (name, img) in [
+        ("rct_t", &rct_t),
+        ("rct_s", &rct_s),
+        ("rct_m", &rct_m),
+        ("clone_src", &clone_src),
+        ("clone_mask", &clone_mask),
+    ] {
+        write_f32(&ctx.scratch.join(format!("{name}.f32")), img)?;
+    }
+    std::fs::write(
+        ctx.scratch.join("clone_center.txt"),
+        format!("{} {}", centre.0, centre.1),
+    )?;
+
+    let reference = opencv_reference(&ctx.scratch, threads, budget);
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let mut figures = Vec::new();
     let mut push = |key: &str, name: String, ours: f64, goal: f64| {
@@ -72,7 +121,7 @@ pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
         });
     };
 
-    let t = median_time(runs, || {
+    let t = timed(budget, || {
         dfl_image::warp_affine(&frame, &m, 1280, 720, Interp::Cubic, Border::Replicate)?;
         Ok(())
     })?;
@@ -83,7 +132,7 @@ pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
         1.5,
     );
     for (key, sigma) in [("gauss2", 2.0), ("gauss10", 10.0)] {
-        let t = median_time(runs, || {
+        let t = timed(budget, || {
             dfl_image::gaussian_blur(&face, 0, sigma)?;
             Ok(())
         })?;
@@ -94,7 +143,52 @@ pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
             1.5,
         );
     }
+    let t = timed(budget, || {
+        dfl_image::rct(
+            &rct_t,
+            &rct_s,
+            Some(&rct_m),
+            Some(&rct_m),
+            dfl_image::MaskStats::DflZeroed,
+        )?;
+        Ok(())
+    })?;
+    push(
+        "rct",
+        "image: RCT (masked, DFL merger call) 256x256".into(),
+        ms(t),
+        1.5,
+    );
+    let t = timed(budget, || {
+        dfl_image::seamless_clone(&clone_src, &frame, &clone_mask, centre)?;
+        Ok(())
+    })?;
+    push(
+        "clone",
+        "image: seamless clone 256x256 face into 1280x720".into(),
+        ms(t),
+        2.0,
+    );
     Ok(figures)
+}
+
+/// A binary elliptical mask (1 inside).
+fn ellipse_mask(w: usize, h: usize, c: (f32, f32), r: (f32, f32)) -> Result<Image> {
+    Ok(Image::from_fn(w, h, 1, |x, y, _| {
+        let dx = (x as f32 - c.0) / r.0;
+        let dy = (y as f32 - c.1) / r.1;
+        if dx * dx + dy * dy <= 1.0 { 1.0 } else { 0.0 }
+    })?)
+}
+
+/// Median time of `f` over as many runs as fit `budget` seconds (5 to 301), after one
+/// measured warm-up call.
+fn timed(budget: f64, mut f: impl FnMut() -> Result<()>) -> Result<std::time::Duration> {
+    let start = std::time::Instant::now();
+    f()?;
+    let one = start.elapsed().as_secs_f64().max(1e-6);
+    let runs = (budget / one).clamp(5.0, 301.0) as usize;
+    median_time(runs, f)
 }
 
 /// Rotation by 10 degrees and scale 1.1 about the frame centre (a typical face paste).
@@ -135,14 +229,14 @@ fn write_f32(path: &Path, img: &Image) -> Result<()> {
 }
 
 /// Runs the OpenCV timing script; `None` (with a note on stderr) if Python or cv2 is missing.
-fn opencv_reference(dir: &Path, threads: usize, runs: usize) -> Option<HashMap<String, f64>> {
+fn opencv_reference(dir: &Path, threads: usize, budget: f64) -> Option<HashMap<String, f64>> {
     let python = std::env::var("DFL_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(&python)
         .arg("-c")
         .arg(PY_SCRIPT)
         .arg(dir)
         .arg(threads.to_string())
-        .arg(runs.to_string())
+        .arg(budget.to_string())
         .output();
     match out {
         Ok(o) if o.status.success() => Some(
