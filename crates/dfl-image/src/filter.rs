@@ -7,7 +7,7 @@
 use crate::border::Border;
 use crate::error::{ImageError, Result};
 use crate::image::Image;
-use crate::simd::{conv_cols, conv_cols_sym, conv_row, conv_row_sym, is_symmetric};
+use crate::simd::{conv_cols, conv_row};
 use rayon::prelude::*;
 
 /// OpenCV's kernel size for a Gaussian of `sigma` on float images when none is given:
