@@ -200,6 +200,7 @@ fn lab_to_rgb_px(l: f32, a: f32, b: f32) -> [f32; 3] {
 /// Applies `f` to every 3-channel pixel, in parallel.
 fn map3(src: &Image, op: &'static str, f: impl Fn([f32; 3]) -> [f32; 3] + Sync) -> Result<Image> {
     src.check_channels(op, &[3], "3")?;
+    src.check_finite(op)?;
     let mut out = src.zeros_like();
     out.data_mut()
         .par_chunks_mut(3 * 1024)
@@ -213,7 +214,7 @@ fn map3(src: &Image, op: &'static str, f: impl Fn([f32; 3]) -> [f32; 3] + Sync) 
 }
 
 /// `cv2.cvtColor(img, cv2.COLOR_BGR2Lab)` on float BGR in [0, 1] (inputs are clipped to
-/// [0, 1]; NaN reads as 0).
+/// [0, 1], like OpenCV). Every conversion of this module refuses NaN or infinite input.
 pub fn bgr_to_lab(src: &Image) -> Result<Image> {
     let lut = lab_lut();
     map3(src, "bgr_to_lab", |p| rgb_to_lab_px(lut, p[2], p[1], p[0]))

@@ -174,6 +174,7 @@ pub fn linear_motion_blur(img: &Image, size: usize, angle_deg: f64) -> Result<Im
 pub fn reduce_colors(img: &Image, n_colors: usize) -> Result<Image> {
     let op = "reduce_colors";
     img.check_channels(op, &[3], "3")?;
+    img.check_finite(op)?;
     if n_colors == 0 || n_colors > 65536 {
         return Err(ImageError::Parameter {
             op,

@@ -22,6 +22,8 @@ mod interp;
 mod morph;
 pub mod reference;
 mod resize;
+#[cfg(test)]
+mod robustness;
 mod simd;
 mod transfer;
 mod warp;
