@@ -2,10 +2,36 @@
 //! colour transfer, seamless clone.
 //!
 //! Everything works on [`Image`] (interleaved `f32`, normally in [0, 1], 1 to 4 channels) and
-//! is a pure function that returns a new image or a typed [`ImageError`]. Results match
-//! OpenCV (the library DFL calls) within tolerances stated next to each function and checked
-//! by golden tests against fixtures written by `tools/reference/image_reference.py`.
-//! Fast paths (rayon, special-cased channel counts) keep a plain version in [`reference`].
+//! is a pure function that returns a new image or a typed [`ImageError`]; NaN or infinite
+//! input is refused rather than spread. Results match OpenCV (the library DFL calls) within
+//! tolerances stated next to each function and checked by golden tests against fixtures
+//! written by `tools/reference/image_reference.py`. Fast paths (rayon, AVX2+FMA builds chosen
+//! at run time, special-cased channel counts) keep a plain version in [`reference`](mod@reference).
+//!
+//! Where DFL calls what:
+//!
+//! | DFL / OpenCV | here |
+//! |---|---|
+//! | `cv2.warpAffine(img, M, (w, h), flags, borderMode)` | [`warp_affine`]; with `WARP_INVERSE_MAP`: [`warp_affine_inverse`] |
+//! | `cv2.remap` (trainer's random grid warp) | [`remap`] |
+//! | `cv2.resize` | [`resize`] |
+//! | `cv2.getRotationMatrix2D` | [`rotation_matrix_2d`] |
+//! | `cv2.GaussianBlur`, `cv2.blur`, `cv2.filter2D`, `cv2.medianBlur` | [`gaussian_blur`], [`box_blur`], [`filter2d`], [`median_blur`] |
+//! | `cv2.erode` / `cv2.dilate` with `MORPH_ELLIPSE` | [`erode`], [`dilate`], [`StructuringElement::ellipse`] |
+//! | `cv2.bilateralFilter` (SOT regulariser) | [`bilateral_filter`] |
+//! | `cvtColor` BGR<->Lab / HSV (float), BGR<->Lab (8-bit) | [`bgr_to_lab`], [`lab_to_bgr`], [`bgr_to_hsv`], [`hsv_to_bgr`], [`bgr8_to_lab8`], [`lab8_to_bgr8`] |
+//! | `imagelib.blursharpen`, `LinearMotionBlur` | [`blursharpen`], [`linear_motion_blur`] |
+//! | merger denoise / bicubic degrade / colour degrade (`reduce_colors`) | [`denoise`], [`bicubic_degrade`], [`color_degrade`], [`reduce_colors`] |
+//! | `reinhard_color_transfer` (rct), `linear_color_transfer` (lct) | [`rct`], [`lct`] |
+//! | `color_transfer_mkl`, `_idt`, `_sot`, `_mix` (`-m`: [`apply_mask`] first) | [`mkl`], [`idt`], [`sot`], [`mix`] |
+//! | `color_hist_match` | [`hist_match`] |
+//! | `imagelib.color_transfer(ct_mode, ...)` (trainer) | [`color_transfer`] |
+//! | `cv2.seamlessClone(..., NORMAL_CLONE)` and DFL's centre | [`seamless_clone`], [`clone_center`] |
+//!
+//! DFL quirks: kept where they change what users see (RCT's masked statistics count the
+//! zeroed background, [`MaskStats::DflZeroed`]; blursharpen's raw amount; the merger's median
+//! loops), fixed where they are plain bugs (IDT's interpolation fill values, RCT's division by
+//! a zero spread). Each function's documentation says which.
 
 // Numeric kernels index several small arrays with one channel/tap counter; zipped iterators
 // would hide the formulas they transcribe.
