@@ -2,11 +2,12 @@
 //! coefficients and edge rules.
 //!
 //! Why not `fast_image_resize`: its convolution resampler widens the kernel when shrinking
-//! (antialiasing), uses Catmull-Rom (a = -0.5) instead of OpenCV's a = -0.75 cubic, and
-//! renormalises clipped kernels at the edges instead of replicating edge pixels. Each of these
-//! changes results by far more than 1/255 against what DFL computes, so the resize is ours:
-//! separable, per-axis tap tables computed exactly as OpenCV's `resize` does, rows in
-//! parallel.
+//! (antialiasing), uses Catmull-Rom (a = -0.5) instead of OpenCV's a = -0.75 cubic, Lanczos3
+//! instead of Lanczos4, and point-samples its box filter. Measured on the golden noise fixture
+//! (fast_image_resize 6.1 against OpenCV 5.0): it matches only bilinear enlarging and
+//! integer-factor area shrinking; elsewhere the max error is 0.08 to 0.55 (nearest: 0.99)
+//! on [0, 1] data, far beyond 1/255. So the resize is ours: separable, per-axis tap tables
+//! computed exactly as OpenCV's `resize` does, rows in parallel.
 
 use crate::error::Result;
 use crate::image::Image;
