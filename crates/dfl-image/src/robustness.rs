@@ -166,7 +166,7 @@ fn nan_and_infinity_are_refused() {
     assert!(rct(&ok, &ok, Some(&bad_mask), None, MaskStats::DflZeroed).is_err());
 }
 
-/// A smooth random test image: a sum of two low-frequency waves per channel (period >= 12 px),
+/// A smooth random test image: a sum of two low-frequency waves per channel (period >= 12.5 px),
 /// values in [0.2, 0.8].
 fn smooth(w: usize, h: usize, p: [f32; 6]) -> Image {
     Image::from_fn(w, h, 3, |x, y, c| {
@@ -181,8 +181,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
     /// warpAffine forward then back with the inverse matrix is the identity inside the frame
-    /// (pixels whose path stays at least 3 px from every edge): within 0.01 for bicubic and
-    /// 0.03 for bilinear (two interpolations of a wave with period >= 12 px).
+    /// (pixels whose path stays at least 3 px from every edge): within 0.02 for bicubic and
+    /// 0.05 for bilinear (two interpolations, one of them after shrinking by up to 15 %, of
+    /// waves of amplitude 0.15 and period >= 12.5 px; measured worst cases about half that).
     #[test]
     fn warp_then_inverse_warp_is_identity_inside(
         angle in -30.0f64..30.0,
@@ -197,7 +198,7 @@ proptest! {
         m[0][2] += tx;
         m[1][2] += ty;
         let inv = invert_affine(&m).unwrap();
-        for (interp, tol) in [(Interp::Cubic, 0.01f32), (Interp::Linear, 0.03)] {
+        for (interp, tol) in [(Interp::Cubic, 0.02f32), (Interp::Linear, 0.05)] {
             let fwd = warp_affine(&src, &m, w, h, interp, Border::Replicate).unwrap();
             let back = warp_affine(&fwd, &inv, w, h, interp, Border::Replicate).unwrap();
             for y in 0..h {
