@@ -426,6 +426,84 @@ impl Image {
         Ok(())
     }
 
+    /// `cv2.copyMakeBorder(img, top, bottom, left, right, border)`: a larger image with the
+    /// original in the middle and the margins filled by the border rule (DFL pads the merge
+    /// mask with zeros before eroding and blurring it).
+    pub fn copy_make_border(
+        &self,
+        top: usize,
+        bottom: usize,
+        left: usize,
+        right: usize,
+        border: crate::Border,
+    ) -> Result<Image> {
+        let (w, h, c) = (
+            self.width + left + right,
+            self.height + top + bottom,
+            self.channels,
+        );
+        let mut out = Image::zeros(w, h, c)?;
+        for y in 0..h {
+            let sy = border.index(y as i64 - top as i64, self.height);
+            for x in 0..w {
+                let sx = border.index(x as i64 - left as i64, self.width);
+                let px = out.pixel_mut(x, y);
+                match (sx, sy) {
+                    (Some(sx), Some(sy)) => {
+                        let i = (sy * self.width + sx) * c;
+                        px.copy_from_slice(&self.data[i..i + c]);
+                    }
+                    _ => px.fill(border.constant()),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets every sample of the rectangle (x, y, width, height), clipped to the image, to
+    /// `value` (DFL zeroes border bands of the merge mask this way).
+    pub fn fill_rect(&mut self, x: usize, y: usize, width: usize, height: usize, value: f32) {
+        let x1 = x.saturating_add(width).min(self.width);
+        let y1 = y.saturating_add(height).min(self.height);
+        let c = self.channels;
+        for yy in y.min(self.height)..y1 {
+            let row = self.row_mut(yy);
+            for v in &mut row[x.min(x1) * c..x1 * c] {
+                *v = value;
+            }
+        }
+    }
+
+    /// `a * (1 - m) + b * m` per pixel with `m` = channel 0 of `mask` (DFL's blend of the
+    /// pasted face into the frame). All three must have the same size; `a` and `b` the same
+    /// channel count.
+    pub fn blend(a: &Image, b: &Image, mask: &Image) -> Result<Image> {
+        let op = "Image::blend";
+        a.check_same_size(op, b)?;
+        a.check_same_size(op, mask)?;
+        if a.channels != b.channels {
+            return Err(ImageError::Channels {
+                op,
+                expected: "the first image's count",
+                got: b.channels,
+            });
+        }
+        let (c, mc) = (a.channels, mask.channels);
+        let mut out = a.clone();
+        for ((o, pb), m) in out
+            .data
+            .chunks_exact_mut(c)
+            .zip(b.data.chunks_exact(c))
+            .zip(mask.data.chunks_exact(mc))
+        {
+            let m = m[0];
+            for (v, &bv) in o.iter_mut().zip(pb) {
+                *v = *v * (1.0 - m) + bv * m;
+            }
+        }
+        Ok(out)
+    }
+
     /// RGB 8-bit image, channel order kept (R, G, B).
     pub fn from_rgb8(img: &image::RgbImage) -> Result<Image> {
         Self::from_u8(img.width() as usize, img.height() as usize, 3, img.as_raw())
@@ -561,6 +639,34 @@ mod tests {
             img.to_gray8(Quantize::Round),
             Err(ImageError::Channels { .. })
         ));
+    }
+
+    #[test]
+    fn border_fill_and_blend_helpers() {
+        let img = Image::from_fn(3, 2, 1, |x, y, _| (x + 10 * y) as f32).unwrap();
+        let p = img
+            .copy_make_border(1, 0, 2, 1, crate::Border::Reflect101)
+            .unwrap();
+        assert_eq!(p.shape(), (6, 3, 1));
+        // Row -1 reflects to row 1; columns -2, -1 reflect to 2, 1.
+        assert_eq!(p.row(0), &[12.0, 11.0, 10.0, 11.0, 12.0, 11.0]);
+        assert_eq!(p.row(1), &[2.0, 1.0, 0.0, 1.0, 2.0, 1.0]);
+        let z = img
+            .copy_make_border(1, 1, 1, 1, crate::Border::Constant(0.0))
+            .unwrap();
+        assert_eq!(z.get(0, 0, 0), 0.0);
+        assert_eq!(z.get(1, 1, 0), 0.0);
+        assert_eq!(z.get(3, 2, 0), 12.0);
+        let mut f = img.clone();
+        f.fill_rect(1, 1, 10, 10, -1.0);
+        assert_eq!(f.row(1), &[10.0, -1.0, -1.0]);
+        assert_eq!(f.row(0), img.row(0));
+        let a = Image::filled(2, 2, 3, 0.0).unwrap();
+        let b = Image::filled(2, 2, 3, 1.0).unwrap();
+        let m = Image::new(2, 2, 1, vec![0.0, 0.25, 1.0, 0.5]).unwrap();
+        let out = Image::blend(&a, &b, &m).unwrap();
+        assert_eq!(out.pixel(1, 0), &[0.25, 0.25, 0.25]);
+        assert!(Image::blend(&a, &b, &Image::zeros(3, 2, 1).unwrap()).is_err());
     }
 
     #[test]
