@@ -1,0 +1,18 @@
+//! Face detection and 68-point landmarks from real pretrained weights, and DFL's extraction
+//! step (frames to aligned faces).
+//!
+//! The nets are face-api's SSD-MobileNetV1 detector and FaceLandmark68Net (MIT, npm
+//! `@vladmandic/face-api@1.7.15`), rebuilt on burn from the package's TypeScript topology and
+//! run on whatever burn device the caller picks. See `docs/detection.md`.
+
+pub mod landmark68;
+pub mod layers;
+pub mod nets;
+pub mod prep;
+pub mod ssd;
+pub mod tfjs;
+
+pub use nets::{
+    Detection, DetectorOptions, FaceDetector, Landmarker, Landmarks, square_from_landmarks,
+};
+pub use prep::{RgbView, Square};

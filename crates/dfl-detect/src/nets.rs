@@ -1,0 +1,229 @@
+//! The two pretrained nets behind small, batch-friendly calls: faces in an image, and 68
+//! landmarks in a square around a face. Weights are compiled into the binary (from
+//! `assets/models/face-api/`, pinned by SHA-256), so extraction needs no files or network.
+
+use crate::landmark68::{FaceLandmark68Net, LANDMARK_INPUT, LANDMARK_MEAN_RGB};
+use crate::prep::{RgbView, Square, sample_planar};
+use crate::ssd::{SSD_INPUT, SsdMobilenetV1, nms};
+use crate::tfjs::{TfjsError, WeightMap};
+use burn::tensor::{Device, Tensor, TensorData};
+
+const SSD_MANIFEST: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../assets/models/face-api/ssd_mobilenetv1_model-weights_manifest.json"
+));
+const SSD_BIN: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../assets/models/face-api/ssd_mobilenetv1_model.bin"
+));
+const LM_MANIFEST: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../assets/models/face-api/face_landmark_68_model-weights_manifest.json"
+));
+const LM_BIN: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../assets/models/face-api/face_landmark_68_model.bin"
+));
+
+/// 68 landmark points (x, y) in image pixels, iBUG-300W order.
+pub type Landmarks = [[f32; 2]; 68];
+
+/// A detected face: its box in image pixels and the detector's confidence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    /// `[left, top, right, bottom]` in pixels, clipped to the image.
+    pub rect: [f32; 4],
+    /// Face probability, 0..1.
+    pub score: f32,
+}
+
+impl Detection {
+    /// Width and height of the box.
+    pub fn size(&self) -> (f32, f32) {
+        (self.rect[2] - self.rect[0], self.rect[3] - self.rect[1])
+    }
+
+    /// The square the landmark net reads for this box, as face-api builds it: centred on the
+    /// box, side = the longer box side.
+    pub fn square(&self) -> Square {
+        let (w, h) = self.size();
+        let side = w.max(h).max(1.0);
+        Square {
+            x: (self.rect[0] + self.rect[2]) / 2.0 - side / 2.0,
+            y: (self.rect[1] + self.rect[3]) / 2.0 - side / 2.0,
+            side,
+        }
+    }
+}
+
+/// The detector-like square for a face whose landmarks are known (tracking, second pass):
+/// calibrated on face-api's own boxes over the 22 demo faces (box side = 1.345 x the larger
+/// landmark extent, centre 0.155 of it above the landmark box centre; spread 0.09 and 0.03).
+pub fn square_from_landmarks(lm: &Landmarks) -> Square {
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for p in lm {
+        x0 = x0.min(p[0]);
+        y0 = y0.min(p[1]);
+        x1 = x1.max(p[0]);
+        y1 = y1.max(p[1]);
+    }
+    let m = (x1 - x0).max(y1 - y0).max(1.0);
+    let side = 1.345 * m;
+    let cx = (x0 + x1) / 2.0 + 0.014 * m;
+    let cy = (y0 + y1) / 2.0 - 0.155 * m;
+    Square {
+        x: cx - side / 2.0,
+        y: cy - side / 2.0,
+        side,
+    }
+}
+
+/// Detector settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectorOptions {
+    /// Minimum face probability (face-api's default 0.5).
+    pub min_score: f32,
+    /// IoU above which the weaker of two boxes is dropped (face-api: 0.5).
+    pub iou: f32,
+    /// At most this many faces per image.
+    pub max_results: usize,
+}
+
+impl Default for DetectorOptions {
+    fn default() -> Self {
+        Self {
+            min_score: 0.5,
+            iou: 0.5,
+            max_results: 100,
+        }
+    }
+}
+
+/// SSD-MobileNetV1 face detector.
+pub struct FaceDetector {
+    net: SsdMobilenetV1,
+    /// Thresholds used by [`FaceDetector::detect`].
+    pub options: DetectorOptions,
+}
+
+impl FaceDetector {
+    /// The bundled face-api weights on `device`.
+    pub fn bundled(device: &Device) -> Result<Self, TfjsError> {
+        let w = WeightMap::from_bytes(
+            "ssd_mobilenetv1_model-weights_manifest.json",
+            SSD_MANIFEST,
+            &[SSD_BIN.to_vec()],
+        )?;
+        Self::from_weights(&w, device)
+    }
+
+    /// A detector from already loaded weights.
+    pub fn from_weights(w: &WeightMap, device: &Device) -> Result<Self, TfjsError> {
+        Ok(Self {
+            net: SsdMobilenetV1::from_weights(w, device)?,
+            options: DetectorOptions::default(),
+        })
+    }
+
+    /// Faces in each image, best score first. Each image is letterboxed (scaled so its longer
+    /// side is 512, padded black at the right or bottom) as face-api does.
+    pub fn detect(&self, images: &[RgbView<'_>]) -> Vec<Vec<Detection>> {
+        if images.is_empty() {
+            return Vec::new();
+        }
+        let n = SSD_INPUT;
+        let mut buf = vec![0f32; images.len() * 3 * n * n];
+        for (img, dst) in images.iter().zip(buf.chunks_mut(3 * n * n)) {
+            let longest = img.width().max(img.height()).max(1) as f32;
+            let s = longest / n as f32;
+            let k = 1.0 / 127.5;
+            // TF's resizeBilinear without half-pixel centres (output pixel i reads source
+            // i * s), as face-api feeds the net: boxes then match face-api's to IoU > 0.98.
+            let o = 0.5 - 0.5 * s;
+            sample_planar(img, o, o, s, s, n, n, [k; 3], [-1.0; 3], dst);
+        }
+        let x = Tensor::<4>::from_data(
+            TensorData::new(buf, [images.len(), 3, n, n]),
+            self.net.device(),
+        );
+        let raw = self.net.forward(x);
+        images
+            .iter()
+            .zip(raw)
+            .map(|(img, boxes)| {
+                let longest = img.width().max(img.height()) as f32;
+                let (w, h) = (img.width() as f32, img.height() as f32);
+                nms(
+                    &boxes,
+                    self.options.iou,
+                    self.options.min_score,
+                    self.options.max_results,
+                )
+                .into_iter()
+                .map(|i| {
+                    let b = boxes[i].yxyx;
+                    Detection {
+                        rect: [
+                            (b[1] * longest).clamp(0.0, w),
+                            (b[0] * longest).clamp(0.0, h),
+                            (b[3] * longest).clamp(0.0, w),
+                            (b[2] * longest).clamp(0.0, h),
+                        ],
+                        score: boxes[i].score,
+                    }
+                })
+                .filter(|d| d.size().0 > 0.0 && d.size().1 > 0.0)
+                .collect()
+            })
+            .collect()
+    }
+}
+
+/// FaceLandmark68Net: 68 points for a square around a face.
+pub struct Landmarker {
+    net: FaceLandmark68Net,
+}
+
+impl Landmarker {
+    /// The bundled face-api weights on `device`.
+    pub fn bundled(device: &Device) -> Result<Self, TfjsError> {
+        let w = WeightMap::from_bytes(
+            "face_landmark_68_model-weights_manifest.json",
+            LM_MANIFEST,
+            &[LM_BIN.to_vec()],
+        )?;
+        Self::from_weights(&w, device)
+    }
+
+    /// A landmarker from already loaded weights.
+    pub fn from_weights(w: &WeightMap, device: &Device) -> Result<Self, TfjsError> {
+        Ok(Self {
+            net: FaceLandmark68Net::from_weights(w, device)?,
+        })
+    }
+
+    /// Landmarks for every `(image, square)` pair, in image pixels, computed as one batch.
+    pub fn landmarks(&self, jobs: &[(RgbView<'_>, Square)]) -> Vec<Landmarks> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let n = LANDMARK_INPUT;
+        let mut buf = vec![0f32; jobs.len() * 3 * n * n];
+        let k = 1.0 / 255.0;
+        let shift = LANDMARK_MEAN_RGB.map(|m| -m / 255.0);
+        for ((img, sq), dst) in jobs.iter().zip(buf.chunks_mut(3 * n * n)) {
+            let s = sq.side / n as f32;
+            sample_planar(img, sq.x, sq.y, s, s, n, n, [k; 3], shift, dst);
+        }
+        let x = Tensor::<4>::from_data(
+            TensorData::new(buf, [jobs.len(), 3, n, n]),
+            self.net.device(),
+        );
+        self.net
+            .forward(x)
+            .into_iter()
+            .zip(jobs)
+            .map(|(pts, (_, sq))| pts.map(|[u, v]| sq.to_image(u, v)))
+            .collect()
+    }
+}
