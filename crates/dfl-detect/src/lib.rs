@@ -13,6 +13,6 @@ pub mod ssd;
 pub mod tfjs;
 
 pub use nets::{
-    Detection, DetectorOptions, FaceDetector, Landmarker, Landmarks, square_from_landmarks,
+    Detection, DetectorOptions, FaceDetector, Landmarker, Landmarks, crop_from_landmarks,
 };
-pub use prep::{RgbView, Square};
+pub use prep::{Crop, RgbView};

@@ -3,7 +3,7 @@
 //! `assets/models/face-api/`, pinned by SHA-256), so extraction needs no files or network.
 
 use crate::landmark68::{FaceLandmark68Net, LANDMARK_INPUT, LANDMARK_MEAN_RGB};
-use crate::prep::{RgbView, Square, sample_planar};
+use crate::prep::{Crop, RgbView, sample_planar};
 use crate::ssd::{SSD_INPUT, SsdMobilenetV1, nms};
 use crate::tfjs::{TfjsError, WeightMap};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -45,36 +45,47 @@ impl Detection {
 
     /// The square the landmark net reads for this box, as face-api builds it: centred on the
     /// box, side = the longer box side.
-    pub fn square(&self) -> Square {
+    pub fn crop(&self) -> Crop {
         let (w, h) = self.size();
-        let side = w.max(h).max(1.0);
-        Square {
-            x: (self.rect[0] + self.rect[2]) / 2.0 - side / 2.0,
-            y: (self.rect[1] + self.rect[3]) / 2.0 - side / 2.0,
-            side,
-        }
+        Crop::upright(
+            [
+                (self.rect[0] + self.rect[2]) / 2.0,
+                (self.rect[1] + self.rect[3]) / 2.0,
+            ],
+            w.max(h).max(1.0),
+        )
     }
 }
 
-/// The detector-like square for a face whose landmarks are known (tracking, second pass):
-/// calibrated on face-api's own boxes over the 22 demo faces (box side = 1.345 x the larger
-/// landmark extent, centre 0.155 of it above the landmark box centre; spread 0.09 and 0.03).
-pub fn square_from_landmarks(lm: &Landmarks) -> Square {
+/// The detector-like crop for a face whose landmarks are known (tracking, second pass),
+/// rotated to undo the face's roll so the net sees an upright face.
+///
+/// Calibrated on face-api's own boxes over the 22 demo faces: in the face's upright frame,
+/// side = 1.345 x the larger landmark extent, centre 0.155 of it above the centre of the
+/// landmarks' bounding box (spread over the 22 faces: 0.09 and 0.03).
+pub fn crop_from_landmarks(lm: &Landmarks) -> Crop {
+    let eye = |r: std::ops::Range<usize>| {
+        let n = r.len() as f32;
+        r.fold([0f32; 2], |a, i| [a[0] + lm[i][0] / n, a[1] + lm[i][1] / n])
+    };
+    let (r, l) = (eye(36..42), eye(42..48));
+    let angle = (l[1] - r[1]).atan2(l[0] - r[0]);
+    let (s, c) = angle.sin_cos();
+    // Landmarks in the upright frame (rotate by -angle).
     let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
     for p in lm {
-        x0 = x0.min(p[0]);
-        y0 = y0.min(p[1]);
-        x1 = x1.max(p[0]);
-        y1 = y1.max(p[1]);
+        let (u, v) = (c * p[0] + s * p[1], -s * p[0] + c * p[1]);
+        x0 = x0.min(u);
+        y0 = y0.min(v);
+        x1 = x1.max(u);
+        y1 = y1.max(v);
     }
     let m = (x1 - x0).max(y1 - y0).max(1.0);
-    let side = 1.345 * m;
-    let cx = (x0 + x1) / 2.0 + 0.014 * m;
-    let cy = (y0 + y1) / 2.0 - 0.155 * m;
-    Square {
-        x: cx - side / 2.0,
-        y: cy - side / 2.0,
-        side,
+    let (u, v) = ((x0 + x1) / 2.0 + 0.014 * m, (y0 + y1) / 2.0 - 0.155 * m);
+    Crop {
+        center: [c * u - s * v, s * u + c * v],
+        side: 1.345 * m,
+        angle,
     }
 }
 
@@ -139,8 +150,15 @@ impl FaceDetector {
             let k = 1.0 / 127.5;
             // TF's resizeBilinear without half-pixel centres (output pixel i reads source
             // i * s), as face-api feeds the net: boxes then match face-api's to IoU > 0.98.
-            let o = 0.5 - 0.5 * s;
-            sample_planar(img, o, o, s, s, n, n, [k; 3], [-1.0; 3], dst);
+            sample_planar(
+                img,
+                [[s, 0.0, 0.0], [0.0, s, 0.0]],
+                n,
+                n,
+                [k; 3],
+                [-1.0; 3],
+                dst,
+            );
         }
         let x = Tensor::<4>::from_data(
             TensorData::new(buf, [images.len(), 3, n, n]),
@@ -202,8 +220,8 @@ impl Landmarker {
         })
     }
 
-    /// Landmarks for every `(image, square)` pair, in image pixels, computed as one batch.
-    pub fn landmarks(&self, jobs: &[(RgbView<'_>, Square)]) -> Vec<Landmarks> {
+    /// Landmarks for every `(image, crop)` pair, in image pixels, computed as one batch.
+    pub fn landmarks(&self, jobs: &[(RgbView<'_>, Crop)]) -> Vec<Landmarks> {
         if jobs.is_empty() {
             return Vec::new();
         }
@@ -211,9 +229,8 @@ impl Landmarker {
         let mut buf = vec![0f32; jobs.len() * 3 * n * n];
         let k = 1.0 / 255.0;
         let shift = LANDMARK_MEAN_RGB.map(|m| -m / 255.0);
-        for ((img, sq), dst) in jobs.iter().zip(buf.chunks_mut(3 * n * n)) {
-            let s = sq.side / n as f32;
-            sample_planar(img, sq.x, sq.y, s, s, n, n, [k; 3], shift, dst);
+        for ((img, crop), dst) in jobs.iter().zip(buf.chunks_mut(3 * n * n)) {
+            sample_planar(img, crop.sampling_matrix(n), n, n, [k; 3], shift, dst);
         }
         let x = Tensor::<4>::from_data(
             TensorData::new(buf, [jobs.len(), 3, n, n]),
@@ -223,7 +240,7 @@ impl Landmarker {
             .forward(x)
             .into_iter()
             .zip(jobs)
-            .map(|(pts, (_, sq))| pts.map(|[u, v]| sq.to_image(u, v)))
+            .map(|(pts, (_, crop))| pts.map(|[u, v]| crop.to_image(u, v)))
             .collect()
     }
 }

@@ -75,7 +75,7 @@ fn demo_photos_match_the_tfjs_reference() {
                 best.score,
                 r.score
             );
-            let pts = lm.landmarks(&[(img, best.square())]).remove(0);
+            let pts = lm.landmarks(&[(img, best.crop())]).remove(0);
             // Error in units of the reference box size.
             let size = r.bbox[2].max(r.bbox[3]);
             let err = pts
