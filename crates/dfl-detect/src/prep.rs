@@ -8,9 +8,9 @@
 /// A borrowed 8-bit RGB image, rows top to bottom, pixels interleaved `R G B`.
 #[derive(Debug, Clone, Copy)]
 pub struct RgbView<'a> {
-    width: usize,
-    height: usize,
-    data: &'a [u8],
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) data: &'a [u8],
 }
 
 impl<'a> RgbView<'a> {

@@ -1,0 +1,201 @@
+//! From found faces to files: DFL's sanity filter, the aligned crop (warp + JPEG + DFL
+//! metadata through `dfl-faceset`), and the `aligned_debug` picture of the frame.
+
+use crate::find::FaceFound;
+use crate::frame::Frame;
+use dfl_faceset::FaceMeta;
+use dfl_faceset::draw::{self, Color};
+use dfl_faceset::ops::debug::draw_landmarks;
+use dfl_geom::{Affine, FaceType, Pt, hull_mask, transform_mat, transform_points};
+use dfl_image::{Border, Image, Interp, Quantize, warp_affine};
+use image::RgbImage;
+
+const GREEN: Color = [0, 255, 0];
+const BLUE: Color = [0, 0, 255];
+const RED: Color = [255, 0, 0];
+
+/// Why an aligned face could not be produced (never because of the data: geometry failures
+/// drop the face; these are encoder/metadata failures).
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// JPEG encoding failed.
+    #[error("encoding {name}: {reason}")]
+    Encode {
+        /// The output file name.
+        name: String,
+        /// The encoder's message.
+        reason: String,
+    },
+    /// The metadata could not be embedded.
+    #[error("metadata of {name}: {source}")]
+    Meta {
+        /// The output file name.
+        name: String,
+        /// The faceset error.
+        source: dfl_faceset::Error,
+    },
+}
+
+/// One aligned face ready to be written: `<frame stem>_<k>.jpg` and its bytes.
+#[derive(Debug, Clone)]
+pub struct AlignedFile {
+    /// File name inside the output folder.
+    pub name: String,
+    /// JPEG bytes with DFL's APP15 metadata.
+    pub bytes: Vec<u8>,
+    /// The frame → face matrix (`None` for mark_only).
+    pub mat: Option<Affine>,
+}
+
+/// Crop settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CropOptions {
+    /// DFL face type.
+    pub face_type: FaceType,
+    /// Side of the aligned square in pixels.
+    pub size: usize,
+    /// JPEG quality 1..=100.
+    pub jpeg_quality: u8,
+}
+
+/// Landmarks as DFL's `f64` points.
+pub fn to_pts(lm: &crate::Landmarks) -> Vec<Pt> {
+    lm.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect()
+}
+
+/// DFL's sanity filter (automatic extraction, face types up to FULL_NO_ALIGN): the face square
+/// mapped back into the frame must not exceed 4 x the detector box's area.
+pub fn passes_sanity(face: &FaceFound, mat: &Affine, face_type: FaceType, size: usize) -> bool {
+    if face_type.code() > FaceType::FullNoAlign.code() {
+        return true;
+    }
+    let det = mat[(0, 0)] * mat[(1, 1)] - mat[(0, 1)] * mat[(1, 0)];
+    if det.abs() < 1e-12 {
+        return false;
+    }
+    let square_area = (size * size) as f64 / det.abs();
+    square_area <= 4.0 * f64::from(face.area())
+}
+
+/// Encodes RGB pixels as a baseline JPEG.
+pub fn encode_jpeg(img: &RgbImage, quality: u8, name: &str) -> Result<Vec<u8>, OutputError> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+        .encode_image(img)
+        .map_err(|e| OutputError::Encode {
+            name: name.into(),
+            reason: e.to_string(),
+        })?;
+    Ok(out)
+}
+
+/// The aligned files of one frame, numbered `_0, _1, ...` from `first_index` in the order of
+/// `faces` (largest first); faces failing the sanity filter (when `sanity`) or whose geometry
+/// is degenerate are skipped without using a number.
+pub fn aligned_files(
+    frame: &Frame,
+    frame_name: &str,
+    faces: &[FaceFound],
+    opts: &CropOptions,
+    first_index: usize,
+    sanity: bool,
+) -> Result<Vec<AlignedFile>, OutputError> {
+    let stem = std::path::Path::new(frame_name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| frame_name.to_string());
+    let mut src: Option<Image> = None;
+    let mut out = Vec::new();
+    for face in faces {
+        let name = format!("{stem}_{}.jpg", first_index + out.len());
+        let lm = to_pts(&face.landmarks);
+        let rect = face.rect.map(|v| v.round() as i64);
+        let (pixels, landmarks, mat) = if opts.face_type == FaceType::MarkOnly {
+            let img = RgbImage::from_raw(frame.width() as u32, frame.height() as u32, frame.rgb().to_vec());
+            match img {
+                Some(img) => (img, lm.clone(), None),
+                None => continue,
+            }
+        } else {
+            let Ok(m) = transform_mat(&lm, opts.size as f64, opts.face_type, 1.0) else {
+                continue;
+            };
+            if sanity && !passes_sanity(face, &m, opts.face_type, opts.size) {
+                continue;
+            }
+            if src.is_none() {
+                src = Image::from_u8(frame.width(), frame.height(), 3, frame.rgb()).ok();
+            }
+            let Some(s) = &src else { continue };
+            let mm = [
+                [m[(0, 0)], m[(0, 1)], m[(0, 2)]],
+                [m[(1, 0)], m[(1, 1)], m[(1, 2)]],
+            ];
+            // DFL meant LANCZOS4 here but passed it in the `dst` slot of warpAffine, so it got
+            // bilinear; we do what it meant (sharper training faces).
+            let Ok(warped) = warp_affine(s, &mm, opts.size, opts.size, Interp::Lanczos4, Border::Constant(0.0))
+            else {
+                continue;
+            };
+            let Ok(rgb) = warped.to_rgb8(Quantize::Round) else { continue };
+            let Ok(face_lm) = transform_points(&lm, &m, false) else { continue };
+            (rgb, face_lm, Some(m))
+        };
+        let jpeg = encode_jpeg(&pixels, opts.jpeg_quality, &name)?;
+        let meta = FaceMeta {
+            face_type: Some(opts.face_type),
+            landmarks: Some(landmarks),
+            source_filename: Some(frame_name.to_string()),
+            source_rect: Some(rect),
+            source_landmarks: Some(lm),
+            image_to_face_mat: mat,
+            ..FaceMeta::default()
+        };
+        let bytes = dfl_faceset::embed_meta(&jpeg, &meta).map_err(|source| OutputError::Meta {
+            name: name.clone(),
+            source,
+        })?;
+        out.push(AlignedFile { name, bytes, mat });
+    }
+    Ok(out)
+}
+
+/// The `aligned_debug` picture of a frame (DFL's `draw_rect_landmarks` for every face): hull
+/// darkened to half, landmarks in green, the detector box in blue, the face-type crop square
+/// and its "up" marker in red. Returns JPEG bytes at quality 50, as DFL.
+pub fn debug_picture(
+    frame: &Frame,
+    faces: &[FaceFound],
+    face_type: FaceType,
+    name: &str,
+) -> Result<Vec<u8>, OutputError> {
+    let Some(mut img) = RgbImage::from_raw(frame.width() as u32, frame.height() as u32, frame.rgb().to_vec())
+    else {
+        return Err(OutputError::Encode {
+            name: name.into(),
+            reason: "frame buffer size mismatch".into(),
+        });
+    };
+    let t = if face_type == FaceType::MarkOnly { FaceType::Full } else { face_type };
+    for f in faces {
+        let lm = to_pts(&f.landmarks);
+        if let Ok(mask) = hull_mask(frame.width(), frame.height(), &lm, 1.0) {
+            draw::darken(&mut img, &mask, 0.5);
+        }
+        draw_landmarks(&mut img, &lm, GREEN);
+        let r = f.rect.map(f64::from);
+        let rect = [[r[0], r[1]], [r[2], r[1]], [r[2], r[3]], [r[0], r[3]]];
+        draw::polyline(&mut img, &rect, true, BLUE, 2.0);
+        let s = 256.0;
+        if let Ok(m) = transform_mat(&lm, s, t, 1.0) {
+            let square = [[0.0, 0.0], [0.0, s - 1.0], [s - 1.0, s - 1.0], [s - 1.0, 0.0]];
+            let up = [[s * 0.05, 0.0], [s * 0.1, s * 0.1], [0.0, s * 0.1]];
+            for pts in [&square[..], &up[..]] {
+                if let Ok(q) = transform_points(pts, &m, true) {
+                    draw::polyline(&mut img, &q, true, RED, 2.0);
+                }
+            }
+        }
+    }
+    encode_jpeg(&img, 50, name)
+}
