@@ -6,7 +6,7 @@ use crate::border::Border;
 use crate::error::{ImageError, Result};
 use crate::image::Image;
 use crate::interp::{Interp, cubic_weights, lanczos4_table};
-use crate::warp::{Affine, lanczos_fixed, lanczos_row_origin, sat_i32};
+use crate::warp::{Affine, exact_coord, lanczos_fixed, lanczos_row_origin, sat_i32};
 
 /// Reads sample (x, y, c) through the border rule.
 fn read(src: &Image, x: i64, y: i64, c: usize, border: Border) -> f64 {
@@ -83,22 +83,15 @@ pub fn warp_affine_inverse(
     }
     let mut out = Image::zeros(width, height, src.channels())?;
     for y in 0..height {
-        let (bx, by) = (m[0][1] * y as f64 + m[0][2], m[1][1] * y as f64 + m[1][2]);
-        let (x0, y0) = lanczos_row_origin(bx, by);
+        let (x0, y0) = lanczos_row_origin(m, y);
         for x in 0..width {
             for c in 0..src.channels() {
                 let v = if interp == Interp::Lanczos4 {
                     let (xi, yi) = lanczos_fixed(m, x0, y0, x);
                     sample_fixed(src, xi, yi, c, border)
                 } else {
-                    sample(
-                        src,
-                        m[0][0] * x as f64 + bx,
-                        m[1][0] * x as f64 + by,
-                        c,
-                        interp,
-                        border,
-                    )
+                    let (sx, sy) = exact_coord(m, x, y);
+                    sample(src, f64::from(sx), f64::from(sy), c, interp, border)
                 };
                 out.pixel_mut(x, y)[c] = v as f32;
             }

@@ -148,20 +148,17 @@ impl<'a> Sampler<'a> {
     }
 
     fn affine_row(&self, m: &Affine, y: usize, out: &mut [f32]) {
-        let yf = y as f64;
-        let bx = m[0][1] * yf + m[0][2];
-        let by = m[1][1] * yf + m[1][2];
         if self.interp == Interp::Lanczos4 {
             // OpenCV's fixed-point coordinate path: AB_BITS = 10, INTER_BITS = 5.
-            let (x0, y0) = lanczos_row_origin(bx, by);
+            let (x0, y0) = lanczos_row_origin(m, y);
             self.dispatch(out, |x| {
                 let (xi, yi) = lanczos_fixed(m, x0, y0, x);
                 Pos::Fixed(xi >> 5, yi >> 5, (xi & 31) as usize, (yi & 31) as usize)
             });
         } else {
             self.dispatch(out, |x| {
-                let xf = x as f64;
-                Pos::Exact(m[0][0] * xf + bx, m[1][0] * xf + by)
+                let (sx, sy) = exact_coord(m, x, y);
+                Pos::Exact(f64::from(sx), f64::from(sy))
             });
         }
     }
@@ -326,10 +323,27 @@ fn sat_add(a: i64, b: i64) -> i64 {
 }
 
 /// Row origin of OpenCV's fixed-point warp (`AB_BITS` = 10, plus the rounding delta of
-/// half an `INTER_TAB_SIZE` step) for the row terms `bx = m01*y + m02`, `by = m11*y + m12`.
+/// half an `INTER_TAB_SIZE` step), from the row terms `m01*y + m02`, `m11*y + m12`.
 #[inline]
-pub(crate) fn lanczos_row_origin(bx: f64, by: f64) -> (i64, i64) {
-    (sat_i32(bx * 1024.0) + 16, sat_i32(by * 1024.0) + 16)
+pub(crate) fn lanczos_row_origin(m: &Affine, y: usize) -> (i64, i64) {
+    let yf = y as f64;
+    (
+        sat_i32((m[0][1] * yf + m[0][2]) * 1024.0) + 16,
+        sat_i32((m[1][1] * yf + m[1][2]) * 1024.0) + 16,
+    )
+}
+
+/// Source position of destination pixel (x, y) for the exact-coordinate methods, computed in
+/// `f32` exactly as OpenCV 5's float kernels do (`m00*x + (m01*y + m02)`): this decides which
+/// way nearest rounds at exact half-pixel positions.
+#[inline(always)]
+pub(crate) fn exact_coord(m: &Affine, x: usize, y: usize) -> (f32, f32) {
+    let (xf, yf) = (x as f32, y as f32);
+    let f = |v: f64| v as f32;
+    (
+        f(m[0][0]) * xf + (f(m[0][1]) * yf + f(m[0][2])),
+        f(m[1][0]) * xf + (f(m[1][1]) * yf + f(m[1][2])),
+    )
 }
 
 /// Source position of destination column `x` in 1/32 pixel units (OpenCV's
