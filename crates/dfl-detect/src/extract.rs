@@ -47,7 +47,11 @@ impl ExtractOptions {
     pub fn new(face_type: FaceType) -> Self {
         Self {
             face_type,
-            image_size: if face_type == FaceType::Head { 768 } else { 512 },
+            image_size: if face_type == FaceType::Head {
+                768
+            } else {
+                512
+            },
             jpeg_quality: 90,
             max_faces: 0,
             debug: false,
@@ -149,7 +153,10 @@ pub struct ExtractState {
 
 /// The state file of `shard` in `output`.
 pub fn state_path(output: &Path, shard: Shard) -> PathBuf {
-    output.join(format!(".dfl-extract-{}-of-{}.json", shard.index, shard.count))
+    output.join(format!(
+        ".dfl-extract-{}-of-{}.json",
+        shard.index, shard.count
+    ))
 }
 
 /// Every state file in `output` (all shards).
@@ -178,7 +185,8 @@ pub fn read_state(path: &Path) -> Result<ExtractState, ExtractError> {
     })
 }
 
-fn write_state(path: &Path, st: &ExtractState) -> Result<(), ExtractError> {
+/// Writes a state file crash-safely.
+pub fn write_state_file(path: &Path, st: &ExtractState) -> Result<(), ExtractError> {
     let bytes = serde_json::to_vec_pretty(st).map_err(|e| ExtractError::State {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -323,7 +331,11 @@ pub fn extract(
             frames: BTreeMap::new(),
         }
     };
-    let existing = if spath.exists() { HashSet::new() } else { stems_with_faces(output) };
+    let existing = if spath.exists() {
+        HashSet::new()
+    } else {
+        stems_with_faces(output)
+    };
     let mut report = ExtractReport {
         images_found: frames.len(),
         not_images,
@@ -407,7 +419,8 @@ fn run_nets(
                 continue;
             }
         };
-        let tracked = if opts.track && (opts.detect_every == 0 || since_detect < opts.detect_every) {
+        let tracked = if opts.track && (opts.detect_every == 0 || since_detect < opts.detect_every)
+        {
             track_faces(models, &frame, &prev, &find)
         } else {
             None
@@ -465,10 +478,10 @@ fn write_faces(
         written += files.len();
         state.frames.insert(w.name, files.len());
         if last_save.elapsed().as_secs_f32() > 2.0 {
-            write_state(spath, state)?;
+            write_state_file(spath, state)?;
             last_save = std::time::Instant::now();
         }
     }
-    write_state(spath, state)?;
+    write_state_file(spath, state)?;
     Ok((written, no_face))
 }

@@ -5,7 +5,6 @@ use crate::find::FaceFound;
 use crate::frame::Frame;
 use dfl_faceset::FaceMeta;
 use dfl_faceset::draw::{self, Color};
-use dfl_faceset::ops::debug::draw_landmarks;
 use dfl_geom::{Affine, FaceType, Pt, hull_mask, transform_mat, transform_points};
 use dfl_image::{Border, Image, Interp, Quantize, warp_affine};
 use image::RgbImage;
@@ -60,7 +59,9 @@ pub struct CropOptions {
 
 /// Landmarks as DFL's `f64` points.
 pub fn to_pts(lm: &crate::Landmarks) -> Vec<Pt> {
-    lm.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect()
+    lm.iter()
+        .map(|p| [f64::from(p[0]), f64::from(p[1])])
+        .collect()
 }
 
 /// DFL's sanity filter (automatic extraction, face types up to FULL_NO_ALIGN): the face square
@@ -111,7 +112,11 @@ pub fn aligned_files(
         let lm = to_pts(&face.landmarks);
         let rect = face.rect.map(|v| v.round() as i64);
         let (pixels, landmarks, mat) = if opts.face_type == FaceType::MarkOnly {
-            let img = RgbImage::from_raw(frame.width() as u32, frame.height() as u32, frame.rgb().to_vec());
+            let img = RgbImage::from_raw(
+                frame.width() as u32,
+                frame.height() as u32,
+                frame.rgb().to_vec(),
+            );
             match img {
                 Some(img) => (img, lm.clone(), None),
                 None => continue,
@@ -133,12 +138,22 @@ pub fn aligned_files(
             ];
             // DFL meant LANCZOS4 here but passed it in the `dst` slot of warpAffine, so it got
             // bilinear; we do what it meant (sharper training faces).
-            let Ok(warped) = warp_affine(s, &mm, opts.size, opts.size, Interp::Lanczos4, Border::Constant(0.0))
-            else {
+            let Ok(warped) = warp_affine(
+                s,
+                &mm,
+                opts.size,
+                opts.size,
+                Interp::Lanczos4,
+                Border::Constant(0.0),
+            ) else {
                 continue;
             };
-            let Ok(rgb) = warped.to_rgb8(Quantize::Round) else { continue };
-            let Ok(face_lm) = transform_points(&lm, &m, false) else { continue };
+            let Ok(rgb) = warped.to_rgb8(Quantize::Round) else {
+                continue;
+            };
+            let Ok(face_lm) = transform_points(&lm, &m, false) else {
+                continue;
+            };
             (rgb, face_lm, Some(m))
         };
         let jpeg = encode_jpeg(&pixels, opts.jpeg_quality, &name)?;
@@ -160,6 +175,25 @@ pub fn aligned_files(
     Ok(out)
 }
 
+/// DFL's `draw_landmarks` (open brows/jaw/nose, closed eyes/mouth, dots). dfl-faceset has the
+/// same function in a private module (`ops::debug`); once it is re-exported this copy goes.
+fn draw_landmarks(img: &mut RgbImage, lm: &[Pt], color: Color) {
+    if lm.len() != 68 {
+        return;
+    }
+    let mut nose: Vec<Pt> = lm[27..36].to_vec();
+    nose.push(lm[30]);
+    for part in [&lm[17..22], &lm[0..17], &lm[22..27], &nose[..]] {
+        draw::polyline(img, part, false, color, 1.0);
+    }
+    for part in [&lm[36..42], &lm[42..48], &lm[48..68]] {
+        draw::polyline(img, part, true, color, 1.0);
+    }
+    for (i, p) in lm.iter().enumerate() {
+        draw::circle(img, *p, if i < 17 { 2.0 } else { 1.0 }, color);
+    }
+}
+
 /// The `aligned_debug` picture of a frame (DFL's `draw_rect_landmarks` for every face): hull
 /// darkened to half, landmarks in green, the detector box in blue, the face-type crop square
 /// and its "up" marker in red. Returns JPEG bytes at quality 50, as DFL.
@@ -169,14 +203,21 @@ pub fn debug_picture(
     face_type: FaceType,
     name: &str,
 ) -> Result<Vec<u8>, OutputError> {
-    let Some(mut img) = RgbImage::from_raw(frame.width() as u32, frame.height() as u32, frame.rgb().to_vec())
-    else {
+    let Some(mut img) = RgbImage::from_raw(
+        frame.width() as u32,
+        frame.height() as u32,
+        frame.rgb().to_vec(),
+    ) else {
         return Err(OutputError::Encode {
             name: name.into(),
             reason: "frame buffer size mismatch".into(),
         });
     };
-    let t = if face_type == FaceType::MarkOnly { FaceType::Full } else { face_type };
+    let t = if face_type == FaceType::MarkOnly {
+        FaceType::Full
+    } else {
+        face_type
+    };
     for f in faces {
         let lm = to_pts(&f.landmarks);
         if let Ok(mask) = hull_mask(frame.width(), frame.height(), &lm, 1.0) {
@@ -188,7 +229,12 @@ pub fn debug_picture(
         draw::polyline(&mut img, &rect, true, BLUE, 2.0);
         let s = 256.0;
         if let Ok(m) = transform_mat(&lm, s, t, 1.0) {
-            let square = [[0.0, 0.0], [0.0, s - 1.0], [s - 1.0, s - 1.0], [s - 1.0, 0.0]];
+            let square = [
+                [0.0, 0.0],
+                [0.0, s - 1.0],
+                [s - 1.0, s - 1.0],
+                [s - 1.0, 0.0],
+            ];
             let up = [[s * 0.05, 0.0], [s * 0.1, s * 0.1], [0.0, s * 0.1]];
             for pts in [&square[..], &up[..]] {
                 if let Ok(q) = transform_points(pts, &m, true) {
