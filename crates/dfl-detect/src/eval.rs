@@ -265,11 +265,13 @@ pub fn moving_sequence(
 pub struct Jitter {
     /// Frames where the face was found.
     pub frames_with_face: usize,
-    /// RMS deviation of the motion-compensated landmarks from their per-point mean, as a
-    /// fraction of the mean inter-ocular distance (outer eye corners), in the base photo.
+    /// Jitter: RMS frame-to-frame change of the motion-compensated landmarks (the motion is
+    /// smooth, so what changes between neighbouring frames is noise), as a fraction of the
+    /// mean inter-ocular distance (outer eye corners) in the base photo.
     pub jitter: f32,
-    /// RMS frame-to-frame change of the motion-compensated landmarks, same unit.
-    pub frame_to_frame: f32,
+    /// RMS deviation of the motion-compensated landmarks from their per-point mean, same
+    /// unit: jitter plus the slow, pose-dependent bias of the net.
+    pub spread: f32,
 }
 
 /// Runs the nets over `frames` (detector every frame, or tracking when `track`), keeps the
@@ -326,8 +328,8 @@ pub fn measure_jitter(
         / ((n - 1.0) * 68.0);
     Ok(Jitter {
         frames_with_face: seq.len(),
-        jitter: var.sqrt() / iod,
-        frame_to_frame: f2f.sqrt() / iod,
+        jitter: f2f.sqrt() / iod,
+        spread: var.sqrt() / iod,
     })
 }
 

@@ -101,9 +101,9 @@ pub fn run(cmd: EvalCmd) -> Result<()> {
             }
             for (name, j) in [("detector every frame", &det), ("--track", &trk)] {
                 println!(
-                    "{name:<22} jitter {:5.2} % of IOD (frame to frame {:5.2} %), face in {}/{} frames",
+                    "{name:<22} jitter {:5.2} % of IOD frame to frame (spread {:5.2} %), face in {}/{} frames",
                     j.jitter * 100.0,
-                    j.frame_to_frame * 100.0,
+                    j.spread * 100.0,
                     j.frames_with_face,
                     frames.len()
                 );
