@@ -118,7 +118,7 @@ impl FaceLandmark68Net {
         // 7x7 "valid" average pool with stride 2 on a 7x7 map = the mean over the map.
         let pooled: Tensor<2> = out.mean_dims(&[2, 3]).reshape([n, 256]);
         let y = pooled.matmul(self.fc_w.clone()) + self.fc_b.clone();
-        let v: Vec<f32> = y.into_data().to_vec().unwrap_or_default();
+        let v: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap_or_default();
         v.chunks_exact(136)
             .map(|row| {
                 let mut p = [[0f32; 2]; 68];

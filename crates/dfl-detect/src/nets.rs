@@ -98,6 +98,10 @@ pub struct DetectorOptions {
     pub iou: f32,
     /// At most this many faces per image.
     pub max_results: usize,
+    /// Side of the square the image is letterboxed into (face-api: 512). The anchors cover
+    /// the same fractions of the image at any size, so a smaller input is faster and loses
+    /// only detail on small faces.
+    pub input_size: usize,
 }
 
 impl Default for DetectorOptions {
@@ -106,6 +110,7 @@ impl Default for DetectorOptions {
             min_score: 0.5,
             iou: 0.5,
             max_results: 100,
+            input_size: SSD_INPUT,
         }
     }
 }
@@ -142,7 +147,7 @@ impl FaceDetector {
         if images.is_empty() {
             return Vec::new();
         }
-        let n = SSD_INPUT;
+        let n = self.options.input_size.clamp(64, 2048);
         let mut buf = vec![0f32; images.len() * 3 * n * n];
         for (img, dst) in images.iter().zip(buf.chunks_mut(3 * n * n)) {
             let longest = img.width().max(img.height()).max(1) as f32;

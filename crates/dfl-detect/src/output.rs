@@ -78,6 +78,55 @@ pub fn passes_sanity(face: &FaceFound, mat: &Affine, face_type: FaceType, size: 
     square_area <= 4.0 * f64::from(face.area())
 }
 
+/// The frame region a `size` x `size` crop through `m` reads (plus the 4-pixel reach of the
+/// Lanczos kernel) as a float image, and `m` moved to that region's origin. `None` when the
+/// crop lies entirely outside the frame or the matrix is singular.
+pub fn crop_region(frame: &Frame, m: &Affine, size: usize) -> Option<(Image, [[f64; 3]; 2])> {
+    let s = size as f64;
+    let corners = [[0.0, 0.0], [s, 0.0], [s, s], [0.0, s]];
+    let back = transform_points(&corners, m, true).ok()?;
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for p in &back {
+        x0 = x0.min(p[0]);
+        y0 = y0.min(p[1]);
+        x1 = x1.max(p[0]);
+        y1 = y1.max(p[1]);
+    }
+    let (w, h) = (frame.width() as f64, frame.height() as f64);
+    let left = (x0.floor() - 4.0).clamp(0.0, w) as usize;
+    let top = (y0.floor() - 4.0).clamp(0.0, h) as usize;
+    let right = (x1.ceil() + 5.0).clamp(0.0, w) as usize;
+    let bottom = (y1.ceil() + 5.0).clamp(0.0, h) as usize;
+    if right <= left || bottom <= top {
+        return None;
+    }
+    let (rw, rh) = (right - left, bottom - top);
+    let mut bytes = Vec::with_capacity(rw * rh * 3);
+    for row in frame
+        .rgb()
+        .chunks_exact(frame.width() * 3)
+        .skip(top)
+        .take(rh)
+    {
+        bytes.extend_from_slice(row.get(left * 3..right * 3)?);
+    }
+    let img = Image::from_u8(rw, rh, 3, &bytes).ok()?;
+    let (ox, oy) = (left as f64, top as f64);
+    let mm = [
+        [
+            m[(0, 0)],
+            m[(0, 1)],
+            m[(0, 0)] * ox + m[(0, 1)] * oy + m[(0, 2)],
+        ],
+        [
+            m[(1, 0)],
+            m[(1, 1)],
+            m[(1, 0)] * ox + m[(1, 1)] * oy + m[(1, 2)],
+        ],
+    ];
+    Some((img, mm))
+}
+
 /// Encodes RGB pixels as a baseline JPEG.
 pub fn encode_jpeg(img: &RgbImage, quality: u8, name: &str) -> Result<Vec<u8>, OutputError> {
     let mut out = Vec::new();
@@ -105,7 +154,6 @@ pub fn aligned_files(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| frame_name.to_string());
-    let mut src: Option<Image> = None;
     let mut out = Vec::new();
     for face in faces {
         let name = format!("{stem}_{}.jpg", first_index + out.len());
@@ -128,18 +176,15 @@ pub fn aligned_files(
             if sanity && !passes_sanity(face, &m, opts.face_type, opts.size) {
                 continue;
             }
-            if src.is_none() {
-                src = Image::from_u8(frame.width(), frame.height(), 3, frame.rgb()).ok();
-            }
-            let Some(s) = &src else { continue };
-            let mm = [
-                [m[(0, 0)], m[(0, 1)], m[(0, 2)]],
-                [m[(1, 0)], m[(1, 1)], m[(1, 2)]],
-            ];
+            // Only the part of the frame the crop reads is converted to float (a whole
+            // 1280x720 frame costs more than the warp itself).
+            let Some((roi, mm)) = crop_region(frame, &m, opts.size) else {
+                continue;
+            };
             // DFL meant LANCZOS4 here but passed it in the `dst` slot of warpAffine, so it got
             // bilinear; we do what it meant (sharper training faces).
             let Ok(warped) = warp_affine(
-                s,
+                &roi,
                 &mm,
                 opts.size,
                 opts.size,
@@ -244,4 +289,30 @@ pub fn debug_picture(
         }
     }
     encode_jpeg(&img, 50, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cropped_region_warps_like_the_whole_frame() {
+        let (w, h) = (97usize, 61usize);
+        let rgb: Vec<u8> = (0..w * h * 3).map(|v| (v * 31 % 253) as u8).collect();
+        let frame = Frame::new(w, h, rgb).unwrap();
+        let m = dfl_geom::Affine::new(1.7, 0.3, -40.0, -0.3, 1.7, -20.0);
+        let (roi, mm) = crop_region(&frame, &m, 32).unwrap();
+        assert!(roi.width() < w && roi.height() < h);
+        let full = Image::from_u8(w, h, 3, frame.rgb()).unwrap();
+        let fm = [[1.7, 0.3, -40.0], [-0.3, 1.7, -20.0]];
+        let a = warp_affine(&full, &fm, 32, 32, Interp::Lanczos4, Border::Constant(0.0)).unwrap();
+        let b = warp_affine(&roi, &mm, 32, 32, Interp::Lanczos4, Border::Constant(0.0)).unwrap();
+        let diff = a
+            .data()
+            .iter()
+            .zip(b.data())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(diff < 1e-5, "{diff}");
+    }
 }

@@ -14,7 +14,7 @@ use crate::tfjs::{TfjsError, WeightMap};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
-/// Side of the square network input.
+/// Side of the square network input face-api uses (and the default here).
 pub const SSD_INPUT: usize = 512;
 /// Number of anchors (and raw detections) per image.
 pub const SSD_ANCHORS: usize = 5118;
@@ -41,8 +41,31 @@ pub struct SsdMobilenetV1 {
     extra: Vec<Conv>,
     box_enc: Vec<Conv>,
     class: Vec<Conv>,
-    anchors: Vec<[f32; 4]>,
+    /// Per prediction layer, the anchor boxes' (height, width) in units of the input square,
+    /// read from the stored anchors; they tile any grid (see [`anchors_for`]).
+    shapes: Vec<Vec<[f32; 2]>>,
     device: Device,
+}
+
+/// The grids of the six prediction layers at the stored 512 input, and anchors per cell.
+const STORED_GRIDS: [(usize, usize); 6] = [(32, 3), (16, 6), (8, 6), (4, 6), (2, 6), (1, 6)];
+
+/// Anchors `[ymin, xmin, ymax, xmax]` for prediction layers with grids `grids` (side of each
+/// square feature map): every cell centre `((i + 0.5) / g, (j + 0.5) / g)` with every shape of
+/// its layer, row-major, shapes innermost (TF object detection's grid anchor generator).
+pub fn anchors_for(shapes: &[Vec<[f32; 2]>], grids: &[usize]) -> Vec<[f32; 4]> {
+    let mut out = Vec::new();
+    for (sh, &g) in shapes.iter().zip(grids) {
+        for i in 0..g {
+            for j in 0..g {
+                let (cy, cx) = ((i as f32 + 0.5) / g as f32, (j as f32 + 0.5) / g as f32);
+                for [h, w] in sh {
+                    out.push([cy - h / 2.0, cx - w / 2.0, cy + h / 2.0, cx + w / 2.0]);
+                }
+            }
+        }
+    }
+    out
 }
 
 impl SsdMobilenetV1 {
@@ -94,18 +117,41 @@ impl SsdMobilenetV1 {
             }
         }
         let a = w.get("Output/extra_dim", &[1, SSD_ANCHORS, 4])?;
-        let anchors = a
+        let stored: Vec<[f32; 4]> = a
             .data
             .chunks_exact(4)
             .map(|c| [c[0], c[1], c[2], c[3]])
             .collect();
+        let mut shapes = Vec::new();
+        let mut start = 0;
+        for (g, k) in STORED_GRIDS {
+            let cell = stored.get(start..start + k).unwrap_or(&[]);
+            shapes.push(cell.iter().map(|b| [b[2] - b[0], b[3] - b[1]]).collect());
+            start += g * g * k;
+        }
+        // The stored anchors must be exactly a grid tiling of these shapes, otherwise other
+        // input sizes could not be served.
+        let grids: Vec<usize> = STORED_GRIDS.iter().map(|g| g.0).collect();
+        let tiled = anchors_for(&shapes, &grids);
+        let off = tiled
+            .iter()
+            .zip(&stored)
+            .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+            .fold(0f32, f32::max);
+        if tiled.len() != stored.len() || off > 1e-4 {
+            return Err(TfjsError::Missing {
+                model: w.model.clone(),
+                name: "Output/extra_dim".into(),
+                what: format!("is not a regular anchor grid (off by {off})"),
+            });
+        }
         Ok(Self {
             conv0,
             pairs,
             extra,
             box_enc,
             class,
-            anchors,
+            shapes,
             device: device.clone(),
         })
     }
@@ -115,8 +161,9 @@ impl SsdMobilenetV1 {
         &self.device
     }
 
-    /// Runs the net on a batch `[n, 3, 512, 512]` already scaled to [-1, 1] and returns
-    /// every anchor's decoded box and score, per image.
+    /// Runs the net on a batch `[n, 3, s, s]` already scaled to [-1, 1] (face-api uses
+    /// s = 512; any size works, the anchors are re-tiled to the feature maps) and returns every
+    /// anchor's decoded box and score, per image.
     pub fn forward(&self, x: Tensor<4>) -> Vec<Vec<RawBox>> {
         let relu6 = |t: Tensor<4>| t.clamp(0.0, 6.0);
         let mut out = relu6(self.conv0.forward(x));
@@ -137,6 +184,9 @@ impl SsdMobilenetV1 {
             }
         }
         let n = feats[0].dims()[0];
+        let grids: Vec<usize> = feats.iter().map(|f| f.dims()[2]).collect();
+        let anchors = anchors_for(&self.shapes, &grids);
+        let count = anchors.len();
         let mut boxes = Vec::new();
         let mut classes = Vec::new();
         for (i, f) in feats.into_iter().enumerate() {
@@ -147,16 +197,15 @@ impl SsdMobilenetV1 {
         }
         let boxes: Tensor<3> = Tensor::cat(boxes, 1);
         let scores = sigmoid(Tensor::cat(classes, 1).narrow(2, 1, 1));
-        let b: Vec<f32> = boxes.into_data().to_vec().unwrap_or_default();
-        let s: Vec<f32> = scores.into_data().to_vec().unwrap_or_default();
+        let b: Vec<f32> = boxes.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let s: Vec<f32> = scores.into_data().try_to_vec::<f32>().unwrap_or_default();
         (0..n)
             .map(|bi| {
-                (0..SSD_ANCHORS)
+                (0..count)
                     .filter_map(|k| {
-                        let enc =
-                            b.get((bi * SSD_ANCHORS + k) * 4..(bi * SSD_ANCHORS + k) * 4 + 4)?;
-                        let score = *s.get(bi * SSD_ANCHORS + k)?;
-                        let a = self.anchors.get(k)?;
+                        let enc = b.get((bi * count + k) * 4..(bi * count + k) * 4 + 4)?;
+                        let score = *s.get(bi * count + k)?;
+                        let a = anchors.get(k)?;
                         Some(RawBox {
                             yxyx: decode_box(a, enc),
                             score,
