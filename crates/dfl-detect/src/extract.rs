@@ -372,7 +372,6 @@ pub fn extract(
     });
     progress.finish();
     let (faces, no_face) = result?;
-    report.frames_processed = report.frames_processed.max(0);
     report.faces_written = faces;
     report.no_face = no_face;
     Ok(report)

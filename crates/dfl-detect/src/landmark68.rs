@@ -31,8 +31,8 @@ impl Separable {
 }
 
 enum First {
-    Plain(Conv),
-    Separable(Separable),
+    Plain(Box<Conv>),
+    Separable(Box<Separable>),
 }
 
 struct DenseBlock {
@@ -79,9 +79,9 @@ impl FaceLandmark68Net {
             let conv0 = if i == 0 {
                 let (f, s) = get4(w, &format!("{p}/conv0/filters"))?;
                 let b = get1(w, &format!("{p}/conv0/bias"), s[3])?;
-                First::Plain(Conv::dense(f, s, Some(b), 2, device))
+                First::Plain(Box::new(Conv::dense(f, s, Some(b), 2, device)))
             } else {
-                First::Separable(separable(&format!("{p}/conv0"), 2)?)
+                First::Separable(Box::new(separable(&format!("{p}/conv0"), 2)?))
             };
             blocks.push(DenseBlock {
                 conv0,

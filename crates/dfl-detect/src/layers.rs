@@ -141,7 +141,7 @@ mod tests {
         let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
         let x = Tensor::<4>::from_data(TensorData::new(x, [1, 1, 4, 4]), &dev);
         let c = Conv::dense(&[1.0; 9], [3, 3, 1, 1], Some(&[0.5]), 2, &dev);
-        let y: Vec<f32> = c.forward(x).into_data().to_vec().unwrap();
+        let y: Vec<f32> = c.forward(x).into_data().try_to_vec().unwrap();
         // (0,0): rows 0..2 x cols 0..2 = 45; (0,1): rows 0..2 x cols 2..3 = 39;
         // (1,0): rows 2..3 x cols 0..2 = 66; (1,1): rows 2..3 x cols 2..3 = 50.
         assert_eq!(y, vec![45.5, 39.5, 66.5, 50.5]);

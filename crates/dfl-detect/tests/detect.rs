@@ -301,24 +301,3 @@ mod dfl_detect_test_support {
         panic!("no SOF marker");
     }
 }
-
-#[test]
-fn zz_warp() {
-    use dfl_image::{Border, Image, Interp, warp_affine};
-    let (w, h, data) = load("sample1.jpg");
-    let t = std::time::Instant::now();
-    let img = Image::from_u8(w, h, 3, &data).unwrap();
-    eprintln!("to f32 {:?} ({w}x{h})", t.elapsed());
-    let m = [[0.9, 0.1, -100.0], [-0.1, 0.9, -50.0]];
-    for interp in [Interp::Linear, Interp::Cubic, Interp::Lanczos4] {
-        let t = std::time::Instant::now();
-        for _ in 0..5 {
-            warp_affine(&img, &m, 512, 512, interp, Border::Constant(0.0)).unwrap();
-        }
-        eprintln!("{interp:?} {:?}", t.elapsed() / 5);
-    }
-    let rgb = image::RgbImage::from_raw(512, 512, vec![100u8; 512 * 512 * 3]).unwrap();
-    let t = std::time::Instant::now();
-    dfl_detect::output::encode_jpeg(&rgb, 90, "x").unwrap();
-    eprintln!("jpeg {:?}", t.elapsed());
-}
