@@ -3,7 +3,7 @@
 //! variant that seeds each frame from the previous frame's landmarks.
 
 use crate::frame::{Frame, Rotation};
-use crate::nets::{FaceDetector, Landmarker, Landmarks, crop_from_landmarks};
+use crate::nets::{Detection, FaceDetector, Landmarker, Landmarks, crop_from_landmarks};
 use crate::prep::{Crop, RgbView};
 use crate::tfjs::TfjsError;
 use burn::tensor::Device;
@@ -73,49 +73,60 @@ impl Default for FindOptions {
 }
 
 /// Every face in `frame`, largest first, with accurate landmarks.
+///
+/// Rotation fallback: when nothing is found upright, DFL tries 90°, 270° and 180° and takes
+/// the first rotation with any detection. The detector here also fires (more weakly) on
+/// sideways and upside-down faces, so the first hit is often a wrong orientation whose
+/// landmarks are garbage; all three are tried and the one with the highest summed score wins.
 pub fn find_faces(models: &Models, frame: &Frame, opts: &FindOptions) -> Vec<FaceFound> {
     if frame.width().min(frame.height()) < MIN_FRAME_SIDE {
         return Vec::new();
     }
-    for rot in Rotation::ORDER {
-        let rotated;
-        let f = if rot == Rotation::R0 {
-            frame
-        } else {
-            rotated = frame.rotated(rot);
-            &rotated
-        };
-        let mut dets: Vec<_> = models
+    let detect = |f: &Frame| -> Vec<Detection> {
+        models
             .detector
             .detect(&[f.view()])
             .into_iter()
             .flatten()
             .filter(|d| d.size().0 >= MIN_FACE_SIDE && d.size().1 >= MIN_FACE_SIDE)
-            .collect();
-        if dets.is_empty() {
-            continue;
+            .collect()
+    };
+    let mut chosen = (Rotation::R0, None, detect(frame));
+    if chosen.2.is_empty() {
+        let mut best = 0f32;
+        for rot in [Rotation::R90, Rotation::R270, Rotation::R180] {
+            let f = frame.rotated(rot);
+            let dets = detect(&f);
+            let total: f32 = dets.iter().map(|d| d.score).sum();
+            if total > best {
+                best = total;
+                chosen = (rot, Some(f), dets);
+            }
         }
-        let area = |d: &crate::nets::Detection| d.size().0 * d.size().1;
-        dets.sort_by(|a, b| area(b).total_cmp(&area(a)));
-        if opts.max_faces > 0 {
-            dets.truncate(opts.max_faces);
-        }
-        let view = f.view();
-        let jobs: Vec<_> = dets.iter().map(|d| (view, d.crop())).collect();
-        let first = models.landmarker.landmarks(&jobs);
-        let accurate = refine(&models.landmarker, view, &first, opts.samples);
-        let (w, h) = (frame.width(), frame.height());
-        return dets
-            .iter()
-            .zip(accurate)
-            .map(|(d, lm)| FaceFound {
-                rect: rot.rect_back(d.rect, w, h),
-                score: d.score,
-                landmarks: lm.map(|p| rot.point_back(p, w, h)),
-            })
-            .collect();
     }
-    Vec::new()
+    let (rot, rotated, mut dets) = chosen;
+    if dets.is_empty() {
+        return Vec::new();
+    }
+    let f = rotated.as_ref().unwrap_or(frame);
+    let area = |d: &Detection| d.size().0 * d.size().1;
+    dets.sort_by(|a, b| area(b).total_cmp(&area(a)));
+    if opts.max_faces > 0 {
+        dets.truncate(opts.max_faces);
+    }
+    let view = f.view();
+    let jobs: Vec<_> = dets.iter().map(|d| (view, d.crop())).collect();
+    let first = models.landmarker.landmarks(&jobs);
+    let accurate = refine(&models.landmarker, view, &first, opts.samples);
+    let (w, h) = (frame.width(), frame.height());
+    dets.iter()
+        .zip(accurate)
+        .map(|(d, lm)| FaceFound {
+            rect: rot.rect_back(d.rect, w, h),
+            score: d.score,
+            landmarks: lm.map(|p| rot.point_back(p, w, h)),
+        })
+        .collect()
 }
 
 /// The accurate pass: landmarks again on a crop built from the first landmarks (upright, the

@@ -301,3 +301,50 @@ mod dfl_detect_test_support {
         panic!("no SOF marker");
     }
 }
+
+/// A photo turned on its side whose faces the detector misses upright: the fallback picks
+/// the rotation that brings it upright (not merely the first one with a detection), and the
+/// landmarks come back in the turned frame's coordinates (checked against the upright
+/// photo's landmarks turned the same way).
+#[test]
+fn rotation_fallback_finds_sideways_faces() {
+    use dfl_detect::{FindOptions, Frame, Models, Rotation, find_faces};
+    let dev = burn::tensor::Device::default();
+    let models = Models::bundled(&dev).unwrap();
+    let (w, h, data) = load("sample2.jpg");
+    let upright = Frame::new(w, h, data).unwrap();
+    // Turned 90° clockwise: nothing is found as is; 90° more makes it upside down (where the
+    // detector still fires on two faces), 270° brings it upright.
+    let turned = upright.rotated(Rotation::R90);
+    assert!(models.detector.detect(&[turned.view()])[0].is_empty());
+    let a = find_faces(&models, &upright, &FindOptions::default());
+    let b = find_faces(&models, &turned, &FindOptions::default());
+    assert_eq!(a.len(), 3);
+    assert_eq!(b.len(), a.len());
+    for fa in &a {
+        // Where the upright point lands in the turned frame (inverse of R90's point_back).
+        let want: Vec<[f32; 2]> = fa
+            .landmarks
+            .iter()
+            .map(|p| [h as f32 - p[1], p[0]])
+            .collect();
+        let back = Rotation::R90.point_back(want[30], w, h);
+        assert!((back[0] - fa.landmarks[30][0]).abs() < 1e-3);
+        let best = b
+            .iter()
+            .map(|fb| {
+                fb.landmarks
+                    .iter()
+                    .zip(&want)
+                    .map(|(p, q)| ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt())
+                    .sum::<f32>()
+                    / 68.0
+            })
+            .fold(f32::MAX, f32::min);
+        let size = fa.rect[2] - fa.rect[0];
+        assert!(
+            best < 0.03 * size,
+            "landmarks off by {best} px (face {size} px)"
+        );
+    }
+}

@@ -239,3 +239,37 @@ fn eval_landmarks_reports_nme() {
     assert!(!o.status.success());
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// `--shard i/n`: two processes share one output folder, each takes every other frame, and
+/// together they write every face; the manual-fix list reads both shards' state.
+#[test]
+fn shards_split_frames_and_share_the_output() {
+    let root = std::env::temp_dir().join(format!("dfl-cli-shard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let input = root.join("frames");
+    let output = root.join("aligned");
+    std::fs::create_dir_all(&input).unwrap();
+    for name in ["sample1.jpg", "sample2.jpg"] {
+        std::fs::copy(repo().join("assets/samples").join(name), input.join(name)).unwrap();
+    }
+    image::RgbImage::from_pixel(200, 200, image::Rgb([40, 40, 40]))
+        .save(input.join("sample3.png"))
+        .unwrap();
+    let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
+    let a = dfl(&[
+        "extract", "--input", i, "--output", o, "--shard", "0/2", "--size", "256",
+    ]);
+    assert!(a.status.success(), "{}", text(&a));
+    let files = jpgs(&output);
+    // Shard 0 owns frames 0 and 2 of the sorted list: sample1.jpg and sample3.png.
+    assert!(files.iter().all(|f| f.starts_with("sample1_")), "{files:?}");
+    assert_eq!(files.len(), 3);
+    let b = dfl(&[
+        "extract", "--input", i, "--output", o, "--shard", "1/2", "--size", "256",
+    ]);
+    assert!(b.status.success(), "{}", text(&b));
+    assert_eq!(jpgs(&output).len(), 6);
+    let m = dfl(&["extract", "--input", i, "--output", o, "--manual-fix"]);
+    assert_eq!(text(&m).trim(), "sample3.png");
+    std::fs::remove_dir_all(&root).unwrap();
+}
