@@ -40,6 +40,8 @@ pub struct ExtractOptions {
     pub overwrite: bool,
     /// Crops averaged in the accurate landmark pass (DFL: 5).
     pub samples: usize,
+    /// Also search overlapping tiles for small faces (slower; see `FaceDetector::detect_tiled`).
+    pub small_faces: bool,
 }
 
 impl ExtractOptions {
@@ -60,6 +62,7 @@ impl ExtractOptions {
             shard: Shard::ALL,
             overwrite: false,
             samples: 5,
+            small_faces: false,
         }
     }
 
@@ -405,6 +408,7 @@ fn run_nets(
     let find = FindOptions {
         max_faces: opts.max_faces,
         samples: opts.samples,
+        small_faces: opts.small_faces,
     };
     let mut prev: Vec<FaceFound> = Vec::new();
     let mut since_detect = 0usize;

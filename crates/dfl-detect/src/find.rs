@@ -61,6 +61,9 @@ pub struct FindOptions {
     pub max_faces: usize,
     /// Crops averaged in the accurate pass (1 or 5).
     pub samples: usize,
+    /// Also look for small faces in overlapping tiles (one detector run per tile, see
+    /// [`FaceDetector::detect_tiled`]).
+    pub small_faces: bool,
 }
 
 impl Default for FindOptions {
@@ -68,6 +71,7 @@ impl Default for FindOptions {
         Self {
             max_faces: 0,
             samples: 5,
+            small_faces: false,
         }
     }
 }
@@ -83,11 +87,18 @@ pub fn find_faces(models: &Models, frame: &Frame, opts: &FindOptions) -> Vec<Fac
         return Vec::new();
     }
     let detect = |f: &Frame| -> Vec<Detection> {
-        models
-            .detector
-            .detect(&[f.view()])
+        let found = if opts.small_faces {
+            models.detector.detect_tiled(f.view())
+        } else {
+            models
+                .detector
+                .detect(&[f.view()])
+                .into_iter()
+                .flatten()
+                .collect()
+        };
+        found
             .into_iter()
-            .flatten()
             .filter(|d| d.size().0 >= MIN_FACE_SIDE && d.size().1 >= MIN_FACE_SIDE)
             .collect()
     };

@@ -4,7 +4,7 @@
 
 use crate::landmark68::{FaceLandmark68Net, LANDMARK_INPUT, LANDMARK_MEAN_RGB};
 use crate::prep::{Crop, RgbView, sample_planar};
-use crate::ssd::{SSD_INPUT, SsdMobilenetV1, nms};
+use crate::ssd::{RawBox, SSD_INPUT, SsdMobilenetV1, nms};
 use crate::tfjs::{TfjsError, WeightMap};
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -144,20 +144,39 @@ impl FaceDetector {
     /// Faces in each image, best score first. Each image is letterboxed (scaled so its longer
     /// side is 512, padded black at the right or bottom) as face-api does.
     pub fn detect(&self, images: &[RgbView<'_>]) -> Vec<Vec<Detection>> {
-        if images.is_empty() {
+        let regions: Vec<_> = images
+            .iter()
+            .map(|img| {
+                let longest = img.width().max(img.height()).max(1) as f32;
+                (
+                    *img,
+                    Region {
+                        x: 0.0,
+                        y: 0.0,
+                        side: longest,
+                    },
+                )
+            })
+            .collect();
+        self.detect_regions(&regions)
+    }
+
+    /// Faces in square regions of images (one batch), in image pixels, clipped to the region
+    /// and the image; best score first per region.
+    pub fn detect_regions(&self, jobs: &[(RgbView<'_>, Region)]) -> Vec<Vec<Detection>> {
+        if jobs.is_empty() {
             return Vec::new();
         }
         let n = self.options.input_size.clamp(64, 2048);
-        let mut buf = vec![0f32; images.len() * 3 * n * n];
-        for (img, dst) in images.iter().zip(buf.chunks_mut(3 * n * n)) {
-            let longest = img.width().max(img.height()).max(1) as f32;
-            let s = longest / n as f32;
+        let mut buf = vec![0f32; jobs.len() * 3 * n * n];
+        for ((img, r), dst) in jobs.iter().zip(buf.chunks_mut(3 * n * n)) {
+            let s = r.side / n as f32;
             let k = 1.0 / 127.5;
             // TF's resizeBilinear without half-pixel centres (output pixel i reads source
             // i * s), as face-api feeds the net: boxes then match face-api's to IoU > 0.98.
             sample_planar(
                 img,
-                [[s, 0.0, 0.0], [0.0, s, 0.0]],
+                [[s, 0.0, r.x], [0.0, s, r.y]],
                 n,
                 n,
                 [k; 3],
@@ -166,16 +185,16 @@ impl FaceDetector {
             );
         }
         let x = Tensor::<4>::from_data(
-            TensorData::new(buf, [images.len(), 3, n, n]),
+            TensorData::new(buf, [jobs.len(), 3, n, n]),
             self.net.device(),
         );
         let raw = self.net.forward(x);
-        images
-            .iter()
+        jobs.iter()
             .zip(raw)
-            .map(|(img, boxes)| {
-                let longest = img.width().max(img.height()) as f32;
-                let (w, h) = (img.width() as f32, img.height() as f32);
+            .map(|((img, r), boxes)| {
+                let x1 = (r.x + r.side).min(img.width() as f32);
+                let y1 = (r.y + r.side).min(img.height() as f32);
+                let (x0, y0) = (r.x.max(0.0), r.y.max(0.0));
                 nms(
                     &boxes,
                     self.options.iou,
@@ -187,10 +206,10 @@ impl FaceDetector {
                     let b = boxes[i].yxyx;
                     Detection {
                         rect: [
-                            (b[1] * longest).clamp(0.0, w),
-                            (b[0] * longest).clamp(0.0, h),
-                            (b[3] * longest).clamp(0.0, w),
-                            (b[2] * longest).clamp(0.0, h),
+                            (r.x + b[1] * r.side).clamp(x0, x1),
+                            (r.y + b[0] * r.side).clamp(y0, y1),
+                            (r.x + b[3] * r.side).clamp(x0, x1),
+                            (r.y + b[2] * r.side).clamp(y0, y1),
                         ],
                         score: boxes[i].score,
                     }
@@ -200,6 +219,87 @@ impl FaceDetector {
             })
             .collect()
     }
+
+    /// Faces including small ones: the whole image, then overlapping square tiles (side
+    /// `max(512, longer side / 2)`, at most the shorter side, 25 % overlap) so that faces down
+    /// to ~5 % of the longer side are seen at a size the net finds. Tile boxes cut by an inner
+    /// tile border are dropped (the overlapping tile sees them whole); everything is merged
+    /// by NMS. Costs one detector run per tile.
+    pub fn detect_tiled(&self, img: RgbView<'_>) -> Vec<Detection> {
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        let (long, short) = (w.max(h), w.min(h));
+        let side = (long / 2.0).max(512.0).min(short);
+        let mut jobs = vec![(
+            img,
+            Region {
+                x: 0.0,
+                y: 0.0,
+                side: long,
+            },
+        )];
+        if side < long * 0.75 {
+            let starts = |len: f32| -> Vec<f32> {
+                let n = ((len - side) / (0.75 * side)).ceil().max(0.0) as usize + 1;
+                (0..n)
+                    .map(|i| {
+                        if n == 1 {
+                            0.0
+                        } else {
+                            (len - side) * i as f32 / (n - 1) as f32
+                        }
+                    })
+                    .collect()
+            };
+            for y in starts(h) {
+                for x in starts(w) {
+                    jobs.push((img, Region { x, y, side }));
+                }
+            }
+        }
+        let per = self.detect_regions(&jobs);
+        let mut all: Vec<Detection> = Vec::new();
+        for ((_, r), dets) in jobs.iter().zip(per) {
+            for d in dets {
+                let cut = |v: f32, edge: f32, inner: bool| inner && (v - edge).abs() < 2.0;
+                let touches = cut(d.rect[0], r.x, r.x > 0.5)
+                    || cut(d.rect[1], r.y, r.y > 0.5)
+                    || cut(d.rect[2], r.x + r.side, r.x + r.side < w - 0.5)
+                    || cut(d.rect[3], r.y + r.side, r.y + r.side < h - 0.5);
+                if r.side < long && touches {
+                    continue;
+                }
+                all.push(d);
+            }
+        }
+        let raw: Vec<RawBox> = all
+            .iter()
+            .map(|d| RawBox {
+                yxyx: [d.rect[1], d.rect[0], d.rect[3], d.rect[2]],
+                score: d.score,
+            })
+            .collect();
+        nms(
+            &raw,
+            self.options.iou,
+            self.options.min_score,
+            self.options.max_results,
+        )
+        .into_iter()
+        .filter_map(|i| all.get(i).copied())
+        .collect()
+    }
+}
+
+/// A square region of an image for the detector, in pixels (may extend past the image; the
+/// outside reads black).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Side length.
+    pub side: f32,
 }
 
 /// FaceLandmark68Net: 68 points for a square around a face.

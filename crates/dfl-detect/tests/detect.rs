@@ -348,3 +348,36 @@ fn rotation_fallback_finds_sideways_faces() {
         );
     }
 }
+
+/// Faces of ~70 px in a 1920x1080 frame (under 4 % of its width, below the smallest anchor of
+/// the whole-frame pass): the plain detector misses some, `small_faces` tiles find all three.
+#[test]
+fn tiles_find_small_faces() {
+    use dfl_detect::{FindOptions, Frame, Models, find_faces};
+    let dev = burn::tensor::Device::default();
+    let models = Models::bundled(&dev).unwrap();
+    let img = image::open(repo().join("assets/samples/sample1.jpg")).unwrap();
+    let (w, h) = (img.width() * 35 / 100, img.height() * 35 / 100);
+    let small = img
+        .resize_exact(w, h, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let mut canvas = image::RgbImage::from_pixel(1920, 1080, image::Rgb([90, 90, 90]));
+    image::imageops::overlay(&mut canvas, &small, 700, 300);
+    let frame = Frame::new(1920, 1080, canvas.into_raw()).unwrap();
+    let mut opts = FindOptions::default();
+    let plain = find_faces(&models, &frame, &opts);
+    opts.small_faces = true;
+    let tiled = find_faces(&models, &frame, &opts);
+    assert!(plain.len() < 3, "{}", plain.len());
+    assert_eq!(tiled.len(), 3);
+    for f in &tiled {
+        let side = f.rect[2] - f.rect[0];
+        assert!((50.0..110.0).contains(&side), "{side}");
+        // Inside the pasted photo.
+        assert!(
+            f.rect[0] >= 700.0 && f.rect[2] <= 700.0 + w as f32,
+            "{:?}",
+            f.rect
+        );
+    }
+}

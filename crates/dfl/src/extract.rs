@@ -45,6 +45,10 @@ pub struct ExtractArgs {
     /// With --track: run the detector at least every N frames (0 = only when lost).
     #[arg(long, default_value_t = 30)]
     pub detect_every: usize,
+    /// Also search overlapping tiles of the frame for small faces (down to ~4 % of the frame
+    /// width instead of ~8 %); one more detector run per tile (6 for 1920x1080).
+    #[arg(long)]
+    pub small_faces: bool,
     /// Process only share i of n of the frames (interleaved), e.g. 0/4. Shards can write to
     /// the same output folder.
     #[arg(long, default_value = "0/1")]
@@ -101,6 +105,7 @@ pub fn run(args: ExtractArgs, ui: &Ui) -> Result<()> {
     opts.detect_every = args.detect_every;
     opts.shard = args.shard;
     opts.overwrite = args.overwrite;
+    opts.small_faces = args.small_faces;
 
     if args.manual_fix && args.frame.is_none() {
         let frames = frames_without_faces(&args.output)?;
