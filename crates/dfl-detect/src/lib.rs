@@ -5,6 +5,8 @@
 //! `@vladmandic/face-api@1.7.15`), rebuilt on burn from the package's TypeScript topology and
 //! run on whatever burn device the caller picks. See `docs/detection.md`.
 
+#![warn(missing_docs)]
+
 pub mod eval;
 pub mod extract;
 pub mod find;

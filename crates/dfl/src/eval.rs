@@ -7,6 +7,7 @@ use dfl_detect::{Models, load_frame};
 use dfl_nn::DeviceSpec;
 use std::path::PathBuf;
 
+/// `dfl eval` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum EvalCmd {
     /// NME (mean point error / outer-eye-corner distance) of the 68 landmarks against iBUG
@@ -17,6 +18,7 @@ pub enum EvalCmd {
     Jitter(JitterArgs),
 }
 
+/// Options of `dfl eval landmarks`.
 #[derive(Args, Debug)]
 pub struct LandmarksArgs {
     /// Folder of images.
@@ -33,6 +35,7 @@ pub struct LandmarksArgs {
     pub device: DeviceSpec,
 }
 
+/// Options of `dfl eval jitter`.
 #[derive(Args, Debug)]
 pub struct JitterArgs {
     /// The photo to move (one face).
@@ -62,6 +65,7 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
     Ok((w, h))
 }
 
+/// Runs a `dfl eval` subcommand and prints its figures.
 pub fn run(cmd: EvalCmd) -> Result<()> {
     match cmd {
         EvalCmd::Landmarks(a) => {

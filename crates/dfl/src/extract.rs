@@ -93,6 +93,7 @@ fn parse_rect(s: &str) -> Result<[f32; 4], String> {
     }
 }
 
+/// Runs `dfl extract` (or its `--manual-fix` pieces) and prints the summary.
 pub fn run(args: ExtractArgs, ui: &Ui) -> Result<()> {
     let mut opts = ExtractOptions::new(args.face_type);
     if let Some(s) = args.size {

@@ -16,6 +16,7 @@ use dfl_detect::{ExtractOptions, Models, crop_from_landmarks, extract, find_face
 use dfl_geom::FaceType;
 use std::path::Path;
 
+/// Measures the `extract` figures.
 pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let device = burn::tensor::Device::default();
