@@ -265,7 +265,12 @@ mod tests {
         let h = parse_header(&b).unwrap();
         assert_eq!(h.app15(&b), Some(&[0xBB][..]), "the last APP15 wins");
         let out = replace_app15(&b, &h, &[0xCC]).unwrap();
-        let markers: Vec<u8> = parse_header(&out).unwrap().segments.iter().map(|s| s.marker).collect();
+        let markers: Vec<u8> = parse_header(&out)
+            .unwrap()
+            .segments
+            .iter()
+            .map(|s| s.marker)
+            .collect();
         assert_eq!(markers, vec![0xE0, 0xE1, APP15, 0xC0, 0xDA]);
     }
 

@@ -764,7 +764,7 @@ impl<'a> Reader<'a> {
     }
 
     fn pairs(&self, items: Vec<Id>, at: usize) -> Result<Vec<(Id, Id)>, PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.malformed(at, "odd number of dict items"));
         }
         Ok(items.chunks_exact(2).map(|c| (c[0], c[1])).collect())
