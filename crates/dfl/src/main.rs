@@ -4,6 +4,7 @@
 //! options, draw progress, turn library errors into one clear line.
 
 mod bench;
+mod faceset;
 mod progress;
 mod workspace;
 
@@ -30,6 +31,10 @@ enum Command {
     /// Step 1: create or clear a DFL workspace folder.
     #[command(subcommand)]
     Workspace(workspace::WorkspaceCmd),
+    /// Step 4.2 util: aligned-face tools (info, pack/unpack, metadata save/restore, recover
+    /// names, resize, debug pictures).
+    #[command(subcommand)]
+    Faceset(faceset::FacesetCmd),
     /// Measure dfl-rs against reference implementations timed in the same run.
     Bench(bench::BenchArgs),
 }
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Workspace(cmd) => workspace::run(cmd),
+        Command::Faceset(cmd) => faceset::run(cmd, &ui),
         Command::Bench(args) => bench::run(args, &ui),
     };
     match result {
