@@ -18,12 +18,20 @@ fn wrap(payload: &[u8]) -> Vec<u8> {
 }
 
 fn check(file: &[u8]) {
-    let Ok(meta) = read_meta_bytes(file) else { return };
+    let Ok(meta) = read_meta_bytes(file) else {
+        return;
+    };
     // Accepted metadata writes back and reads back to the same pickle.
-    let Ok(payload) = meta_payload(&meta) else { return };
+    let Ok(payload) = meta_payload(&meta) else {
+        return;
+    };
     let again = read_meta_bytes(&embed_meta(file, &meta).expect("embed into a JPEG we parsed"))
         .expect("re-read our own metadata");
-    assert_eq!(pickle::dumps(&again.to_value()), payload, "metadata round trip");
+    assert_eq!(
+        pickle::dumps(&again.to_value()),
+        payload,
+        "metadata round trip"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

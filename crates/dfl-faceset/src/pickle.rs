@@ -1420,6 +1420,20 @@ mod tests {
     }
 
     #[test]
+    fn sparse_memo_keys_cost_no_memory() {
+        // LONG_BINPUT with key 4e9, then LONG_BINGET of it: a tuple of the same int twice.
+        let p = b"\x80\x04K\x07r\x00\x28\x6b\xeej\x00\x28\x6b\xee\x86.";
+        assert_eq!(
+            loads(p).unwrap(),
+            Value::Tuple(vec![Value::Int(7), Value::Int(7)])
+        );
+        assert!(
+            loads(b"\x80\x04j\x00\x00\x00\x01.").is_err(),
+            "unset memo key"
+        );
+    }
+
+    #[test]
     fn refuses_foreign_globals_without_running_them() {
         let p = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x04echo\x85R.";
         assert_eq!(

@@ -986,6 +986,7 @@ fn resize_keeps_metadata_consistent() {
         size: 128,
         face_type: None,
         overwrite: false,
+        shard: dfl_core::Shard::ALL,
     };
     let r = ops::resize_faceset(&input, &out, opts, &NoProgress).unwrap();
     assert_eq!((r.written, r.skipped.len()), (2, 0), "{:?}", r.skipped);
@@ -1029,6 +1030,7 @@ fn resize_keeps_metadata_consistent() {
         size: 256,
         face_type: Some(FaceType::Full),
         overwrite: false,
+        shard: dfl_core::Shard::ALL,
     };
     ops::resize_faceset(&input, &out2, opts, &NoProgress).unwrap();
     let a = AlignedFace::load(&input.join(DFL_FILES[1])).unwrap();
@@ -1091,7 +1093,13 @@ fn debug_pictures_are_drawn() {
     let input = dir.0.join("in");
     std::fs::create_dir_all(&input).unwrap();
     std::fs::copy(dfl_dir().join(DFL_FILES[2]), input.join(DFL_FILES[2])).unwrap();
-    let r = ops::debug_images(&input, &dir.0.join("dbg"), &NoProgress).unwrap();
+    let r = ops::debug_images(
+        &input,
+        &dir.0.join("dbg"),
+        dfl_core::Shard::ALL,
+        &NoProgress,
+    )
+    .unwrap();
     assert_eq!(r.written, 1);
     let face = AlignedFace::load(&input.join(DFL_FILES[2])).unwrap();
     let pic = image::open(dir.0.join("dbg").join(DFL_FILES[2]))
@@ -1109,5 +1117,5 @@ fn debug_pictures_are_drawn() {
         p[1] > 150 && p[0] < 120 && p[2] < 120,
         "jaw point is green: {p:?}"
     );
-    assert!(ops::debug_images(&input, &input, &NoProgress).is_err());
+    assert!(ops::debug_images(&input, &input, dfl_core::Shard::ALL, &NoProgress).is_err());
 }

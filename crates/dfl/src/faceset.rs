@@ -4,6 +4,7 @@
 use crate::progress::Ui;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use dfl_core::Shard;
 use dfl_faceset::ops::{self, PackOptions, ResizeOptions, RestoreOptions, Skipped, UnpackOptions};
 use dfl_faceset::pickle::{NdArray, Value};
 use dfl_faceset::{AlignedFace, FaceMeta};
@@ -123,6 +124,9 @@ pub struct ResizeArgs {
     /// Replace files that already exist in the output folder.
     #[arg(long)]
     pub overwrite: bool,
+    /// Process only share i of n of the faces (for several processes or machines).
+    #[arg(long, default_value_t = Shard::ALL)]
+    pub shard: Shard,
 }
 
 #[derive(Args, Debug)]
@@ -141,6 +145,9 @@ pub struct DebugArgs {
     /// Folder for the debug pictures (created if missing; must differ from DIR).
     #[arg(long)]
     pub output: PathBuf,
+    /// Process only share i of n of the faces (for several processes or machines).
+    #[arg(long, default_value_t = Shard::ALL)]
+    pub shard: Shard,
 }
 
 fn warn_skipped(skipped: &[Skipped]) {
@@ -202,6 +209,7 @@ pub fn run(cmd: FacesetCmd, ui: &Ui) -> Result<()> {
                 size: a.size,
                 face_type: a.face_type.face_type(),
                 overwrite: a.overwrite,
+                shard: a.shard,
             };
             let r = ops::resize_faceset(&a.input_dir, &a.output, opts, &ui.progress())
                 .context("faceset resize")?;
@@ -253,8 +261,8 @@ pub fn run(cmd: FacesetCmd, ui: &Ui) -> Result<()> {
             println!("renamed {} faces ({} skipped)", r.renamed, r.skipped.len());
         }
         FacesetCmd::Debug(a) => {
-            let r =
-                ops::debug_images(&a.dir, &a.output, &ui.progress()).context("faceset debug")?;
+            let r = ops::debug_images(&a.dir, &a.output, a.shard, &ui.progress())
+                .context("faceset debug")?;
             warn_skipped(&r.skipped);
             println!(
                 "wrote {} debug pictures into {} ({} skipped)",

@@ -113,6 +113,37 @@ pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
         Ok(())
     })?;
     let rate = |d: std::time::Duration| n as f64 / d.as_secs_f64();
+
+    // Packing: our pak (configs from every file's metadata, streamed write, fsync, read-back
+    // check) against concatenating the same bytes into one fsynced file.
+    let pack_n = n.min(2000);
+    let pack_dir = ctx.scratch.join("faceset-pack");
+    std::fs::create_dir_all(&pack_dir)?;
+    for p in &paths[..pack_n] {
+        if let Some(name) = p.file_name() {
+            std::fs::rename(p, pack_dir.join(name))?;
+        }
+    }
+    let opts = dfl_faceset::ops::PackOptions {
+        overwrite: true,
+        ..Default::default()
+    };
+    let pack = median_time(runs, || {
+        dfl_faceset::ops::pack(&pack_dir, opts, &dfl_core::NoProgress)?;
+        Ok(())
+    })?;
+    let concat_path = ctx.scratch.join("concat.bin");
+    let mut packed: Vec<PathBuf> = dfl_faceset::list_aligned(&pack_dir)?;
+    packed.sort();
+    let concat = median_time(runs, || {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&concat_path)?);
+        for p in &packed {
+            f.write_all(&std::fs::read(p)?)?;
+        }
+        f.into_inner()?.sync_all()?;
+        Ok(())
+    })?;
     Ok(vec![
         Figure {
             name: format!("faceset: metadata read, {n} aligned faces"),
@@ -129,6 +160,17 @@ pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
             better: Better::Higher,
             reference: None,
             goal: Some(5000.0),
+        },
+        Figure {
+            name: format!("faceset: pack {pack_n} aligned faces into faceset.pak"),
+            unit: "ms",
+            ours: pack.as_secs_f64() * 1e3,
+            better: Better::Lower,
+            reference: Some((
+                "concatenate the files + fsync".into(),
+                concat.as_secs_f64() * 1e3,
+            )),
+            goal: None,
         },
     ])
 }
