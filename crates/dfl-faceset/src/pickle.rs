@@ -407,13 +407,63 @@ enum Node {
     ArrayStub,
 }
 
+/// The pickle memo: dense for the small sequential keys picklers use, a map for the rest
+/// (a hostile key costs no memory beyond its entry).
+struct Memo {
+    dense: Vec<Id>,
+    sparse: HashMap<u64, Id>,
+    count: usize,
+    dense_limit: usize,
+}
+
+const UNSET: Id = Id::MAX;
+
+impl Memo {
+    fn new(dense_limit: usize) -> Memo {
+        Memo {
+            dense: Vec::new(),
+            sparse: HashMap::new(),
+            count: 0,
+            dense_limit,
+        }
+    }
+
+    fn insert(&mut self, k: u64, id: Id) {
+        if k < self.dense_limit as u64 {
+            let k = k as usize;
+            if k >= self.dense.len() {
+                self.dense.resize(k + 1, UNSET);
+            }
+            if self.dense[k] == UNSET {
+                self.count += 1;
+            }
+            self.dense[k] = id;
+        } else if self.sparse.insert(k, id).is_none() {
+            self.count += 1;
+        }
+    }
+
+    fn get(&self, k: u64) -> Option<Id> {
+        if k < self.dense_limit as u64 {
+            self.dense
+                .get(k as usize)
+                .copied()
+                .filter(|&id| id != UNSET)
+        } else {
+            self.sparse.get(&k).copied()
+        }
+    }
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
     nodes: Vec<Node>,
     stack: Vec<Id>,
     marks: Vec<usize>,
-    memo: HashMap<u64, Id>,
+    memo: Memo,
+    /// How many containers hold each node (saturating at 2); filled at STOP.
+    refs: Vec<u8>,
 }
 
 impl<'a> Reader<'a> {
@@ -497,7 +547,7 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| self.malformed(at, "stack underflow"))
     }
 
-    fn pop_mark(&mut self, at: usize) -> Result<Vec<Id>, PickleError> {
+    fn take_mark(&mut self, at: usize) -> Result<usize, PickleError> {
         let m = self
             .marks
             .pop()
@@ -505,6 +555,21 @@ impl<'a> Reader<'a> {
         if m > self.stack.len() {
             return Err(self.malformed(at, "MARK beyond stack"));
         }
+        Ok(m)
+    }
+
+    /// The object just below a MARK at stack position `m` (the list or dict APPENDS and
+    /// SETITEMS extend); it must not lie below an enclosing MARK.
+    fn below(&self, m: usize, at: usize) -> Result<Id, PickleError> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if m == 0 || m - 1 < floor {
+            return Err(self.malformed(at, "stack underflow"));
+        }
+        Ok(self.stack[m - 1])
+    }
+
+    fn pop_mark(&mut self, at: usize) -> Result<Vec<Id>, PickleError> {
+        let m = self.take_mark(at)?;
         Ok(self.stack.split_off(m))
     }
 
@@ -573,8 +638,9 @@ impl<'a> Reader<'a> {
                     if !self.stack.is_empty() || !self.marks.is_empty() {
                         return Err(self.malformed(at, "items left on the stack at STOP"));
                     }
+                    self.count_refs(id);
                     let mut budget = 16 * self.data.len() + 1024;
-                    return self.materialize(id, 0, &mut budget);
+                    return self.materialize(id, false, 0, &mut budget);
                 }
                 b'(' => self.marks.push(self.stack.len()),
                 b'0' => {
@@ -684,9 +750,12 @@ impl<'a> Reader<'a> {
                     self.extend_list(list, vec![v], at)?;
                 }
                 b'e' => {
-                    let items = self.pop_mark(at)?;
-                    let list = self.top(at)?;
-                    self.extend_list(list, items, at)?;
+                    let m = self.take_mark(at)?;
+                    let list = self.below(m, at)?;
+                    match &mut self.nodes[list] {
+                        Node::List(v) => v.extend(self.stack.drain(m..)),
+                        _ => return Err(self.malformed(at, "APPENDS to a non-list")),
+                    }
                 }
                 b's' => {
                     let v = self.pop(at)?;
@@ -732,7 +801,7 @@ impl<'a> Reader<'a> {
                     self.put(k, at)?;
                 }
                 0x94 => {
-                    let k = self.memo.len() as u64;
+                    let k = self.memo.count as u64;
                     self.put(k, at)?;
                 }
                 b'h' => {
@@ -755,16 +824,16 @@ impl<'a> Reader<'a> {
     }
 
     fn get(&mut self, k: u64, at: usize) -> Result<(), PickleError> {
-        let id = *self
+        let id = self
             .memo
-            .get(&k)
+            .get(k)
             .ok_or_else(|| self.malformed(at, format!("memo key {k} not set")))?;
         self.stack.push(id);
         Ok(())
     }
 
     fn pairs(&self, items: Vec<Id>, at: usize) -> Result<Vec<(Id, Id)>, PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.malformed(at, "odd number of dict items"));
         }
         Ok(items.chunks_exact(2).map(|c| (c[0], c[1])).collect())
@@ -944,40 +1013,89 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn materialize(&self, id: Id, depth: usize, budget: &mut usize) -> Result<Value, PickleError> {
+    fn count_refs(&mut self, root: Id) {
+        let mut refs = vec![0u8; self.nodes.len()];
+        let mut bump = |i: Id| refs[i] = refs[i].saturating_add(1).min(2);
+        bump(root);
+        for n in &self.nodes {
+            match n {
+                Node::List(items) | Node::Tuple(items) => items.iter().for_each(|&i| bump(i)),
+                Node::Dict(pairs) => pairs.iter().for_each(|&(k, v)| {
+                    bump(k);
+                    bump(v);
+                }),
+                _ => {}
+            }
+        }
+        self.refs = refs;
+    }
+
+    /// Builds the value of node `id`. Nodes held by one container are moved out of the
+    /// arena; shared ones (and everything below them) are copied, under `budget`.
+    fn materialize(
+        &mut self,
+        id: Id,
+        shared: bool,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Result<Value, PickleError> {
         if depth > MAX_DEPTH || *budget == 0 {
             return Err(PickleError::TooComplex(MAX_DEPTH));
         }
         *budget -= 1;
         let at = self.pos;
-        Ok(match &self.nodes[id] {
+        let shared = shared || self.refs.get(id).copied().unwrap_or(2) > 1;
+        let node = if shared {
+            self.nodes[id].clone()
+        } else {
+            std::mem::replace(&mut self.nodes[id], Node::Leaf(Value::None))
+        };
+        Ok(match node {
             Node::Leaf(v) => {
-                let cost = match v {
-                    Value::Str(s) => s.len() / 16,
-                    Value::Bytes(b) => b.len() / 16,
-                    Value::Array(a) | Value::NumpyScalar(a) => a.data.len() / 16,
-                    _ => 0,
-                };
-                *budget = budget
-                    .checked_sub(cost)
-                    .ok_or(PickleError::TooComplex(MAX_DEPTH))?;
-                v.clone()
+                if shared {
+                    let cost = match &v {
+                        Value::Str(s) => s.len() / 16,
+                        Value::Bytes(b) => b.len() / 16,
+                        Value::Array(a) | Value::NumpyScalar(a) => a.data.len() / 16,
+                        _ => 0,
+                    };
+                    *budget = budget
+                        .checked_sub(cost)
+                        .ok_or(PickleError::TooComplex(MAX_DEPTH))?;
+                }
+                v
             }
-            Node::List(items) => Value::List(self.materialize_all(items, depth, budget)?),
-            Node::Tuple(items) => Value::Tuple(self.materialize_all(items, depth, budget)?),
+            Node::List(items) => Value::List(self.materialize_all(&items, shared, depth, budget)?),
+            Node::Tuple(items) => {
+                Value::Tuple(self.materialize_all(&items, shared, depth, budget)?)
+            }
             Node::Dict(pairs) => {
                 let mut out: Vec<(Value, Value)> = Vec::with_capacity(pairs.len());
                 let mut str_index: HashMap<String, usize> = HashMap::new();
-                for &(k, v) in pairs {
-                    let k = self.materialize(k, depth + 1, budget)?;
-                    let v = self.materialize(v, depth + 1, budget)?;
+                for (k, v) in pairs {
+                    let k = self.materialize(k, shared, depth + 1, budget)?;
+                    let v = self.materialize(v, shared, depth + 1, budget)?;
                     // Python dicts keep the last value of a repeated key, at its first position.
                     if let Value::Str(s) = &k {
-                        if let Some(&i) = str_index.get(s) {
-                            out[i].1 = v;
-                            continue;
+                        if out.len() < 8 {
+                            if let Some(slot) = out.iter_mut().find(|(x, _)| x == &k) {
+                                slot.1 = v;
+                                continue;
+                            }
+                        } else {
+                            if str_index.is_empty() {
+                                for (i, (x, _)) in out.iter().enumerate() {
+                                    if let Value::Str(xs) = x {
+                                        str_index.entry(xs.clone()).or_insert(i);
+                                    }
+                                }
+                            }
+                            if let Some(&i) = str_index.get(s) {
+                                out[i].1 = v;
+                                continue;
+                            }
+                            str_index.insert(s.clone(), out.len());
                         }
-                        str_index.insert(s.clone(), out.len());
                     }
                     out.push((k, v));
                 }
@@ -990,14 +1108,15 @@ impl<'a> Reader<'a> {
     }
 
     fn materialize_all(
-        &self,
+        &mut self,
         items: &[Id],
+        shared: bool,
         depth: usize,
         budget: &mut usize,
     ) -> Result<Vec<Value>, PickleError> {
         items
             .iter()
-            .map(|&i| self.materialize(i, depth + 1, budget))
+            .map(|&i| self.materialize(i, shared, depth + 1, budget))
             .collect()
     }
 }
@@ -1057,10 +1176,11 @@ pub fn loads(data: &[u8]) -> Result<Value, PickleError> {
     Reader {
         data,
         pos: 0,
-        nodes: Vec::new(),
+        nodes: Vec::with_capacity(data.len() / 6),
         stack: Vec::new(),
         marks: Vec::new(),
-        memo: HashMap::new(),
+        memo: Memo::new(data.len()),
+        refs: Vec::new(),
     }
     .run()
 }
@@ -1297,6 +1417,20 @@ mod tests {
         // memo shares has the appended item, as in Python.
         let q = [0x80, 4, b']', 0x94, b'h', 0, b'K', 1, b'a', b'0', b'.'];
         assert_eq!(loads(&q).unwrap(), Value::List(vec![Value::Int(1)]));
+    }
+
+    #[test]
+    fn sparse_memo_keys_cost_no_memory() {
+        // LONG_BINPUT with key 4e9, then LONG_BINGET of it: a tuple of the same int twice.
+        let p = b"\x80\x04K\x07r\x00\x28\x6b\xeej\x00\x28\x6b\xee\x86.";
+        assert_eq!(
+            loads(p).unwrap(),
+            Value::Tuple(vec![Value::Int(7), Value::Int(7)])
+        );
+        assert!(
+            loads(b"\x80\x04j\x00\x00\x00\x01.").is_err(),
+            "unset memo key"
+        );
     }
 
     #[test]

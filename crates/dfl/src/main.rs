@@ -6,6 +6,7 @@
 mod bench;
 mod eval;
 mod extract;
+mod faceset;
 mod progress;
 mod workspace;
 
@@ -37,6 +38,10 @@ enum Command {
     /// Measure the landmark nets: NME against annotations, jitter on known motion.
     #[command(subcommand)]
     Eval(eval::EvalCmd),
+    /// Step 4.2 util: aligned-face tools (info, pack/unpack, metadata save/restore, recover
+    /// names, resize, debug pictures).
+    #[command(subcommand)]
+    Faceset(faceset::FacesetCmd),
     /// Measure dfl-rs against reference implementations timed in the same run.
     Bench(bench::BenchArgs),
 }
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         Command::Workspace(cmd) => workspace::run(cmd),
         Command::Extract(args) => extract::run(args, &ui),
         Command::Eval(cmd) => eval::run(cmd),
+        Command::Faceset(cmd) => faceset::run(cmd, &ui),
         Command::Bench(args) => bench::run(args, &ui),
     };
     match result {

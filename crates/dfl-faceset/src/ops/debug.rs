@@ -4,7 +4,7 @@
 use super::{Skipped, atomic_write_with, decode_rgb, encode_jpeg, file_name, reason};
 use crate::draw::{self, Color};
 use crate::{AlignedFace, Error, list_aligned};
-use dfl_core::Progress;
+use dfl_core::{Progress, Shard};
 use dfl_geom::{FaceType, Pt, hull_mask, transform_mat, transform_points};
 use image::RgbImage;
 use rayon::prelude::*;
@@ -97,11 +97,12 @@ pub struct DebugReport {
     pub skipped: Vec<Skipped>,
 }
 
-/// Writes a debug picture (JPEG quality 50, as DFL) for every aligned face of `input` into
-/// `output`, under the same file name. Runs in parallel.
+/// Writes a debug picture (JPEG quality 50, as DFL) for every aligned face of `input` (this
+/// `shard`'s share of them) into `output`, under the same file name. Runs in parallel.
 pub fn debug_images(
     input: &Path,
     output: &Path,
+    shard: Shard,
     progress: &dyn Progress,
 ) -> Result<DebugReport, Error> {
     if input.canonicalize().ok() == output.canonicalize().ok() && output.exists() {
@@ -109,7 +110,7 @@ pub fn debug_images(
             "the output folder must differ from the input folder (debug pictures would replace the faces)".into(),
         ));
     }
-    let files = list_aligned(input)?;
+    let files = shard.select(list_aligned(input)?);
     std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
     progress.start("drawing", Some(files.len() as u64));
     let results: Vec<Result<(), Skipped>> = files

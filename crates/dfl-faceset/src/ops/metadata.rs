@@ -90,12 +90,21 @@ pub struct RestoreReport {
     pub restored: usize,
     /// Of those, files that had changed size and were resized back (Lanczos4, quality 100).
     pub resized: usize,
+    /// Of those, files that already carried exactly the saved metadata (left untouched).
+    pub unchanged: usize,
     /// Entries of meta.dat without a file in the folder.
     pub missing: Vec<String>,
     /// Files that could not be restored.
     pub skipped: Vec<Skipped>,
     /// Whether meta.dat was deleted.
     pub meta_deleted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Unchanged,
+    Written,
+    Resized,
 }
 
 fn parse_shape(v: &Value) -> Option<(u32, u32)> {
@@ -129,6 +138,7 @@ pub fn metadata_restore(
     let mut report = RestoreReport {
         restored: 0,
         resized: 0,
+        unchanged: 0,
         missing: Vec::new(),
         skipped: Vec::new(),
         meta_deleted: false,
@@ -149,7 +159,7 @@ pub fn metadata_restore(
             report.missing.push(name.to_string());
             continue;
         }
-        let result = (|| -> Result<bool, Error> {
+        let result = (|| -> Result<Outcome, Error> {
             let (shape, dict) = match v.as_seq() {
                 Some([shape, dict @ Value::Dict(_)]) => (shape, dict),
                 _ => return Err(Error::Refused("meta.dat entry is not (shape, dict)".into())),
@@ -159,6 +169,12 @@ pub fn metadata_restore(
             let mut bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
             let mut header = parse_header(&bytes)?;
             let mut resized = false;
+            if (header.width, header.height) == (w, h)
+                && let Some(current) = header.app15(&bytes)
+                && pickle::loads(current).ok().as_ref() == Some(dict)
+            {
+                return Ok(Outcome::Unchanged);
+            }
             if (header.width, header.height) != (w, h) {
                 let img = to_float(&decode_rgb(&bytes)?)?;
                 let back =
@@ -171,12 +187,17 @@ pub fn metadata_restore(
             let payload = pickle::dumps(dict);
             let out = replace_app15(&bytes, &header, &payload)?;
             dfl_core::atomic_write(&path, &out).map_err(|e| Error::io(&path, e))?;
-            Ok(resized)
+            Ok(if resized {
+                Outcome::Resized
+            } else {
+                Outcome::Written
+            })
         })();
         match result {
-            Ok(resized) => {
+            Ok(outcome) => {
                 report.restored += 1;
-                report.resized += usize::from(resized);
+                report.resized += usize::from(outcome == Outcome::Resized);
+                report.unchanged += usize::from(outcome == Outcome::Unchanged);
             }
             Err(e) => report.skipped.push(Skipped {
                 reason: reason(&e),

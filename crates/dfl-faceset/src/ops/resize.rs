@@ -6,7 +6,7 @@ use super::{
 };
 use crate::xseg::{GrayMask, XsegMask};
 use crate::{AlignedFace, Error, FaceMeta, embed_meta, list_aligned};
-use dfl_core::Progress;
+use dfl_core::{Progress, Shard};
 use dfl_geom::{Affine, FaceType, Pt, transform_mat, transform_points};
 use dfl_image::{Border, Interp};
 use rayon::prelude::*;
@@ -22,6 +22,8 @@ pub struct ResizeOptions {
     pub face_type: Option<FaceType>,
     /// Replace files that already exist in the output folder.
     pub overwrite: bool,
+    /// This process's share of the files (`--shard i/n`; [`Shard::ALL`] for all).
+    pub shard: Shard,
 }
 
 /// What [`resize_faceset`] did.
@@ -178,7 +180,7 @@ pub fn resize_faceset(
             "the output folder must differ from the input folder".into(),
         ));
     }
-    let files = list_aligned(input)?;
+    let files = opts.shard.select(list_aligned(input)?);
     std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
     if !opts.overwrite {
         for f in &files {

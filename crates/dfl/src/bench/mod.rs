@@ -6,6 +6,7 @@
 //! in timed tests.
 
 mod extract;
+mod faceset;
 
 use crate::progress::Ui;
 use anyhow::{Result, bail};
@@ -89,7 +90,7 @@ type Group = fn(&Ctx, &Ui) -> Result<Vec<Figure>>;
 
 /// Every bench group, in pipeline order.
 fn groups() -> Vec<(&'static str, Group)> {
-    vec![("extract", extract::run)]
+    vec![("extract", extract::run), ("faceset", faceset::run)]
 }
 
 /// Median wall time of `runs` calls of `f` (after one warm-up call).
