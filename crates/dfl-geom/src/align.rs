@@ -195,7 +195,12 @@ mod tests {
     /// Template-shaped landmarks scaled by 100, shifted by (50, 60); jaw points spread out.
     fn synthetic() -> Vec<Pt> {
         let mut lm: Vec<Pt> = (0..17)
-            .map(|i| [i as f64 / 16.0, 0.3 + 0.6 * (i as f64 / 16.0 * std::f64::consts::PI).sin()])
+            .map(|i| {
+                [
+                    i as f64 / 16.0,
+                    0.3 + 0.6 * (i as f64 / 16.0 * std::f64::consts::PI).sin(),
+                ]
+            })
             .collect();
         lm.extend(MEAN_FACE_2D.iter().copied());
         lm.iter()
