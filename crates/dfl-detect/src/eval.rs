@@ -149,11 +149,12 @@ pub fn match_face<'a>(faces: &'a [FaceFound], gt: &[[f32; 2]]) -> Option<&'a Fac
         .map(|(_, f)| f)
 }
 
-/// NME of every image in `images` that has a `<stem>.pts` in `pts`.
+/// NME of every image in `images` that has a `<stem>.pts` in `pts`, faces found with `opts`.
 pub fn eval_landmarks(
     models: &Models,
     images: &Path,
     pts: &Path,
+    opts: &FindOptions,
 ) -> Result<LandmarkEval, EvalError> {
     let (frames, _) =
         crate::extract::list_input(images).map_err(|e| EvalError::Empty(e.to_string()))?;
@@ -169,7 +170,7 @@ pub fn eval_landmarks(
         }
         let gt = read_pts(&p)?;
         let frame = load_frame(&img)?;
-        let faces = find_faces(models, &frame, &FindOptions::default());
+        let faces = find_faces(models, &frame, opts);
         let v = match_face(&faces, &gt).and_then(|f| nme(&f.landmarks, &gt));
         if v.is_none() {
             missed += 1;

@@ -107,11 +107,15 @@ pub fn get4<'a>(w: &'a WeightMap, name: &str) -> Result<(&'a [f32], [usize; 4]),
         name: name.into(),
         what: "is missing".into(),
     })?;
-    let s: [usize; 4] = shape.try_into().map_err(|_| TfjsError::Missing {
-        model: w.model.clone(),
-        name: name.into(),
-        what: format!("has shape {shape:?}, expected rank 4"),
-    })?;
+    let s: [usize; 4] = shape
+        .try_into()
+        .ok()
+        .filter(|s: &[usize; 4]| s.iter().all(|&d| d > 0))
+        .ok_or_else(|| TfjsError::Missing {
+            model: w.model.clone(),
+            name: name.into(),
+            what: format!("has shape {shape:?}, expected rank 4 with no empty dimension"),
+        })?;
     Ok((w.get(name, &s)?.data.as_slice(), s))
 }
 

@@ -30,6 +30,9 @@ pub struct LandmarksArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also search overlapping tiles for small faces (as `dfl extract --small-faces`).
+    #[arg(long)]
+    pub small_faces: bool,
     /// Where the nets run.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
@@ -70,7 +73,11 @@ pub fn run(cmd: EvalCmd) -> Result<()> {
     match cmd {
         EvalCmd::Landmarks(a) => {
             let models = Models::bundled(&a.device.device()?)?;
-            let r = eval_landmarks(&models, &a.images, &a.pts)?;
+            let opts = dfl_detect::FindOptions {
+                small_faces: a.small_faces,
+                ..Default::default()
+            };
+            let r = eval_landmarks(&models, &a.images, &a.pts, &opts)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 return Ok(());
