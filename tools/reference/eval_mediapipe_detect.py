@@ -169,7 +169,7 @@ def main():
             best = max(dets, key=lambda d: iou([d.bbox.xmin * w, d.bbox.ymin * h, d.bbox.xmax * w, d.bbox.ymax * h], gb), default=None)
             m = mesh_points(img, best, mesh) if best is not None else None
             rows.append({"image": p.stem, "facemesh68": None if m is None else nme(m[table], gt)})
-        r = subprocess.run([a.dfl, "eval", "landmarks", "--images", str(imgs), "--pts", str(pts), "--json"],
+        r = subprocess.run([a.dfl, "eval", "landmarks", "--images", str(imgs), "--pts", str(pts), "--json", "--small-faces"],
                            capture_output=True, text=True, check=True)
         ours = {Path(i["image"]).stem: i["nme"] for i in json.loads(r.stdout)["images"]}
     for row in rows:
