@@ -381,3 +381,27 @@ fn tiles_find_small_faces() {
         );
     }
 }
+
+/// Batching faces for the landmark net (the fast path) gives the same points as one face
+/// per call (the plain path).
+#[test]
+fn batched_landmarks_equal_single_calls() {
+    let dev = burn::tensor::Device::default();
+    let det = FaceDetector::bundled(&dev).unwrap();
+    let lm = Landmarker::bundled(&dev).unwrap();
+    let (w, h, data) = load("sample5.jpg");
+    let img = RgbView::new(w, h, &data).unwrap();
+    let faces = det.detect(&[img]).remove(0);
+    assert_eq!(faces.len(), 5);
+    let jobs: Vec<_> = faces.iter().map(|f| (img, f.crop())).collect();
+    let batch = lm.landmarks(&jobs);
+    for (job, b) in jobs.iter().zip(&batch) {
+        let one = lm.landmarks(std::slice::from_ref(job)).remove(0);
+        let d = one
+            .iter()
+            .zip(b)
+            .map(|(p, q)| (p[0] - q[0]).abs().max((p[1] - q[1]).abs()))
+            .fold(0f32, f32::max);
+        assert!(d < 1e-2, "batch and single differ by {d} px");
+    }
+}
