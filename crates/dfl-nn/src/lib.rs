@@ -1,1 +1,16 @@
-//! DFL's networks on burn: SAEHD (DF/LIAE and variants), Quick96, XSeg, discriminators, losses, optimizers, checkpoints.
+//! DFL's networks on burn: SAEHD (DF/LIAE and every `u`/`d`/`t`/`c` variant), Quick96, XSeg,
+//! the true-face and GAN discriminators, DFL's losses and optimizers, and crash-safe
+//! checkpoints.
+//!
+//! Tensors are NCHW `f32`; images are BGR in `[0, 1]` like DFL's. Networks are written once
+//! over burn's run-time dispatched [`burn::tensor::Tensor`], so the same code trains on the
+//! `flex` CPU backend and on the GPU backends a build enables ([`device::DeviceSpec`]).
+
+pub mod archs;
+pub mod device;
+pub mod error;
+pub mod layers;
+pub mod losses;
+
+pub use device::DeviceSpec;
+pub use error::{NnError, Result};

@@ -4,6 +4,9 @@
 //! options, draw progress, turn library errors into one clear line.
 
 mod bench;
+mod eval;
+mod extract;
+mod faceset;
 mod progress;
 mod workspace;
 
@@ -30,6 +33,15 @@ enum Command {
     /// Step 1: create or clear a DFL workspace folder.
     #[command(subcommand)]
     Workspace(workspace::WorkspaceCmd),
+    /// Steps 4/5: detect faces and 68 landmarks in every frame, write aligned faces.
+    Extract(extract::ExtractArgs),
+    /// Measure the landmark nets: NME against annotations, jitter on known motion.
+    #[command(subcommand)]
+    Eval(eval::EvalCmd),
+    /// Step 4.2 util: aligned-face tools (info, pack/unpack, metadata save/restore, recover
+    /// names, resize, debug pictures).
+    #[command(subcommand)]
+    Faceset(faceset::FacesetCmd),
     /// Measure dfl-rs against reference implementations timed in the same run.
     Bench(bench::BenchArgs),
 }
@@ -60,6 +72,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Workspace(cmd) => workspace::run(cmd),
+        Command::Extract(args) => extract::run(args, &ui),
+        Command::Eval(cmd) => eval::run(cmd),
+        Command::Faceset(cmd) => faceset::run(cmd, &ui),
         Command::Bench(args) => bench::run(args, &ui),
     };
     match result {

@@ -5,6 +5,8 @@
 //! the printed ratio is meaningful on whatever machine runs it. Speed targets live here, never
 //! in timed tests.
 
+mod extract;
+mod faceset;
 mod image;
 
 use crate::progress::Ui;
@@ -89,7 +91,11 @@ type Group = fn(&Ctx, &Ui) -> Result<Vec<Figure>>;
 
 /// Every bench group, in pipeline order.
 fn groups() -> Vec<(&'static str, Group)> {
-    vec![("image", image::run)]
+    vec![
+        ("extract", extract::run),
+        ("faceset", faceset::run),
+        ("image", image::run),
+    ]
 }
 
 /// Median wall time of `runs` calls of `f` (after one warm-up call).
