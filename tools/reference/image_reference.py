@@ -5,9 +5,11 @@ How to rerun (by hand, not in CI):
 
     /work/venv-image/bin/python tools/reference/image_reference.py
 
-The venv needs numpy, opencv-python-headless (5.0.0 was used) and pillow (for
-reduce_colors), e.g. `python3 -m venv /work/venv-image && /work/venv-image/bin/pip install
-numpy opencv-python-headless pillow`. `--dfl-aligned DIR` points at the real DFL aligned
+The venv needs numpy, opencv-python-headless, scipy (IDT's random rotations) and pillow
+(reduce_colors); the committed fixtures were made with numpy 2.4.6, opencv-python-headless
+5.0.0.93, scipy 1.17.1 and pillow 13.0.0:
+`python3 -m venv /work/venv-image && /work/venv-image/bin/pip install numpy==2.4.6
+opencv-python-headless==5.0.0.93 scipy==1.17.1 pillow==13.0.0`. `--dfl-aligned DIR` points at the real DFL aligned
 faces used as inputs (default: /work/shared/fixtures/dfl-aligned, from the MIT-licensed
 face-api demo photo `sample5.jpg`).
 
