@@ -74,16 +74,21 @@ fn spline_build(f: &[f32]) -> Vec<[f32; 4]> {
     tab
 }
 
-/// sRGB companding of a linear value in [0, 1] as OpenCV's float Lab->RGB does it: a cubic
-/// spline through 1025 exact samples (`sRGBInvGammaTab`), within 1e-6 of the exact curve.
-fn linear_to_srgb(x: f32) -> f32 {
+/// OpenCV's `sRGBInvGammaTab`: the spline of the sRGB curve through 1025 exact samples.
+fn srgb_spline() -> &'static [[f32; 4]] {
     static TAB: OnceLock<Vec<[f32; 4]>> = OnceLock::new();
-    let tab = TAB.get_or_init(|| {
+    TAB.get_or_init(|| {
         let f: Vec<f32> = (0..=1024)
             .map(|i| linear_to_srgb_exact(i as f64 / 1024.0) as f32)
             .collect();
         spline_build(&f)
-    });
+    })
+}
+
+/// sRGB companding of a linear value in [0, 1] as OpenCV's float Lab->RGB does it, through
+/// [`srgb_spline`] (within 1e-6 of the exact curve).
+#[inline(always)]
+fn linear_to_srgb(tab: &[[f32; 4]], x: f32) -> f32 {
     let x = x * 1024.0;
     let ix = (x as i64).clamp(0, 1023) as usize;
     let t = x - ix as f32;
@@ -92,10 +97,12 @@ fn linear_to_srgb(x: f32) -> f32 {
 }
 
 /// OpenCV's 33^3 RGB -> Lab table: per grid node (R, G, B) = (i, j, k) / 32, the Lab value as
-/// 16-bit fixed point (`L / 100`, `(a + 128) / 256`, `(b + 128) / 256` times 16384, rounded).
-/// Index: `((r * 33 + g) * 33 + b) * 3`.
-fn lab_lut() -> &'static [i32] {
-    static LUT: OnceLock<Vec<i32>> = OnceLock::new();
+/// 16-bit fixed point (`L / 100`, `(a + 128) / 256`, `(b + 128) / 256` times 16384, rounded),
+/// stored per cell like OpenCV: cell `(r * 33 + g) * 33 + b` holds its 8 corners' L values,
+/// then the 8 a values, then the 8 b values (corner `4 dr + 2 dg + db`, clamped at the last
+/// node), so one pixel reads 24 consecutive values.
+fn lab_lut() -> &'static [[i16; 24]] {
+    static LUT: OnceLock<Vec<[i16; 24]>> = OnceLock::new();
     LUT.get_or_init(|| {
         // Mirrors OpenCV's softfloat (f32) arithmetic: linear values and white-scaled
         // coefficients rounded to f32, products and sums in f32.
@@ -132,13 +139,33 @@ fn lab_lut() -> &'static [i32] {
                 }
             }
         }
-        lut
+        let last = LAB_LUT_DIM - 1;
+        let mut cells = vec![[0i16; 24]; LAB_LUT_DIM * LAB_LUT_DIM * LAB_LUT_DIM];
+        for r in 0..LAB_LUT_DIM {
+            for g in 0..LAB_LUT_DIM {
+                for b in 0..LAB_LUT_DIM {
+                    let cell = &mut cells[(r * LAB_LUT_DIM + g) * LAB_LUT_DIM + b];
+                    for corner in 0..8 {
+                        let (dr, dg, db) = (corner >> 2, (corner >> 1) & 1, corner & 1);
+                        let node = (((r + dr).min(last) * LAB_LUT_DIM + (g + dg).min(last))
+                            * LAB_LUT_DIM
+                            + (b + db).min(last))
+                            * 3;
+                        for k in 0..3 {
+                            // Node values are within 0..=16384 and fit i16.
+                            cell[k * 8 + corner] = lut[node + k] as i16;
+                        }
+                    }
+                }
+            }
+        }
+        cells
     })
 }
 
-/// One pixel, linear-light-free: (R, G, B) in [0, 1] -> (L, a, b) through OpenCV's table.
-#[inline]
-fn rgb_to_lab_px(lut: &[i32], r: f32, g: f32, b: f32) -> [f32; 3] {
+/// One pixel: (R, G, B) in [0, 1] -> (L, a, b) through OpenCV's table.
+#[inline(always)]
+fn rgb_to_lab_px(lut: &[[i16; 24]], r: f32, g: f32, b: f32) -> [f32; 3] {
     // cvRound(clip(v) * LAB_BASE): integer position in 1/16384 units.
     let q = |v: f32| -> i32 {
         let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
@@ -146,25 +173,21 @@ fn rgb_to_lab_px(lut: &[i32], r: f32, g: f32, b: f32) -> [f32; 3] {
     };
     let (cr, cg, cb) = (q(r), q(g), q(b));
     // Cell origin (9 bits per cell) and fraction in 1/16 of a cell.
-    let (tr, tg, tb) = ((cr >> 9) as usize, (cg >> 9) as usize, (cb >> 9) as usize);
+    let cell_index = (((cr >> 9) as usize * LAB_LUT_DIM) + (cg >> 9) as usize) * LAB_LUT_DIM
+        + (cb >> 9) as usize;
+    let cell = &lut[cell_index];
     let (fr, fg, fb) = ((cr >> 5) & 15, (cg >> 5) & 15, (cb >> 5) & 15);
-    let last = LAB_LUT_DIM - 1;
+    let wr = [16 - fr, fr];
+    let wg = [16 - fg, fg];
+    let wb = [16 - fb, fb];
+    let mut w = [0i32; 8];
+    for (corner, wc) in w.iter_mut().enumerate() {
+        *wc = wr[corner >> 2] * wg[(corner >> 1) & 1] * wb[corner & 1];
+    }
     let mut acc = [0i32; 3];
-    for dr in 0..2 {
-        let wr = if dr == 1 { fr } else { 16 - fr };
-        let ir = (tr + dr).min(last);
-        for dg in 0..2 {
-            let wg = if dg == 1 { fg } else { 16 - fg };
-            let ig = (tg + dg).min(last);
-            for db in 0..2 {
-                let wb = if db == 1 { fb } else { 16 - fb };
-                let ib = (tb + db).min(last);
-                let w = wr * wg * wb;
-                let i = ((ir * LAB_LUT_DIM + ig) * LAB_LUT_DIM + ib) * 3;
-                for k in 0..3 {
-                    acc[k] += lut[i + k] * w;
-                }
-            }
+    for k in 0..3 {
+        for corner in 0..8 {
+            acc[k] += i32::from(cell[k * 8 + corner]) * w[corner];
         }
     }
     let d = acc.map(|v| ((v + (1 << 11)) >> 12) as f32 / LAB_BASE);
@@ -172,71 +195,104 @@ fn rgb_to_lab_px(lut: &[i32], r: f32, g: f32, b: f32) -> [f32; 3] {
 }
 
 /// One pixel (L, a, b) -> (R, G, B) with OpenCV's float `Lab2RGB` formulas, clipped to [0, 1].
-#[inline]
-fn lab_to_rgb_px(l: f32, a: f32, b: f32) -> [f32; 3] {
-    let (y, fy) = if l <= 8.0 {
-        let y = l / 903.3;
-        (y, 7.787 * y + 16.0 / 116.0)
-    } else {
-        let fy = (l + 16.0) / 116.0;
-        (fy * fy * fy, fy)
-    };
+#[inline(always)]
+fn lab_to_rgb_px(tab: &[[f32; 4]], l: f32, a: f32, b: f32) -> [f32; 3] {
+    // OpenCV's vectorised path multiplies by reciprocals; so do we (and select instead of
+    // branching, so the loop stays straight).
+    let y_lin = l * (1.0 / 903.3);
+    let fy_lin = 7.787 * y_lin + 16.0 / 116.0;
+    let fy_cub = (l + 16.0) * (1.0 / 116.0);
+    let low = l <= 8.0;
+    let y = if low { y_lin } else { fy_cub * fy_cub * fy_cub };
+    let fy = if low { fy_lin } else { fy_cub };
     let finv = |t: f32| {
-        if t <= 6.0 / 29.0 {
-            (t - 16.0 / 116.0) / 7.787
-        } else {
-            t * t * t
-        }
+        let lin = (t - 16.0 / 116.0) * (1.0 / 7.787);
+        if t <= 6.0 / 29.0 { lin } else { t * t * t }
     };
-    let x = finv(a / 500.0 + fy) * WHITE_X as f32;
-    let z = finv(fy - b / 200.0) * WHITE_Z as f32;
+    let x = finv(a * 0.002 + fy) * WHITE_X as f32;
+    let z = finv(fy - b * 0.005) * WHITE_Z as f32;
     XYZ2RGB.map(|row| {
         let v = row[0] as f32 * x + row[1] as f32 * y + row[2] as f32 * z;
         let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
-        linear_to_srgb(v)
+        linear_to_srgb(tab, v)
     })
 }
 
-/// Applies `f` to every 3-channel pixel, in parallel.
-fn map3(src: &Image, op: &'static str, f: impl Fn([f32; 3]) -> [f32; 3] + Sync) -> Result<Image> {
+/// The float conversions of this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conv {
+    BgrToLab,
+    RgbToLab,
+    LabToBgr,
+    LabToRgb,
+    BgrToHsv,
+    RgbToHsv,
+    HsvToBgr,
+    HsvToRgb,
+}
+
+/// Applies `f` to every 3-channel pixel of a chunk.
+#[inline(always)]
+fn each_pixel(src: &[f32], dst: &mut [f32], f: impl Fn(f32, f32, f32) -> [f32; 3]) {
+    for (o, p) in dst.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
+        o.copy_from_slice(&f(p[0], p[1], p[2]));
+    }
+}
+
+/// One chunk of a conversion (the loop is compiled once per conversion and CPU build).
+#[inline(always)]
+fn convert_body<const FMA: bool>(conv: Conv, src: &[f32], dst: &mut [f32]) {
+    let lut = lab_lut();
+    let tab = srgb_spline();
+    let rev = |p: [f32; 3]| [p[2], p[1], p[0]];
+    match conv {
+        Conv::BgrToLab => each_pixel(src, dst, |b, g, r| rgb_to_lab_px(lut, r, g, b)),
+        Conv::RgbToLab => each_pixel(src, dst, |r, g, b| rgb_to_lab_px(lut, r, g, b)),
+        Conv::LabToBgr => each_pixel(src, dst, |l, a, b| rev(lab_to_rgb_px(tab, l, a, b))),
+        Conv::LabToRgb => each_pixel(src, dst, |l, a, b| lab_to_rgb_px(tab, l, a, b)),
+        Conv::BgrToHsv => each_pixel(src, dst, |b, g, r| rgb_to_hsv_px(r, g, b)),
+        Conv::RgbToHsv => each_pixel(src, dst, rgb_to_hsv_px),
+        Conv::HsvToBgr => each_pixel(src, dst, |h, s, v| rev(hsv_to_rgb_px(h, s, v))),
+        Conv::HsvToRgb => each_pixel(src, dst, hsv_to_rgb_px),
+    }
+}
+
+crate::simd::multiversion!(
+    /// One chunk of a conversion, AVX2+FMA build when available.
+    fn convert_chunk / convert_chunk_avx2 => convert_body(conv: Conv, src: &[f32], dst: &mut [f32])
+);
+
+/// Runs a conversion over a 3-channel image, in parallel.
+fn convert(src: &Image, op: &'static str, conv: Conv) -> Result<Image> {
     src.check_channels(op, &[3], "3")?;
     src.check_finite(op)?;
     let mut out = src.zeros_like();
     out.data_mut()
-        .par_chunks_mut(3 * 1024)
-        .zip(src.data().par_chunks(3 * 1024))
-        .for_each(|(o, s)| {
-            for (op, sp) in o.chunks_exact_mut(3).zip(s.chunks_exact(3)) {
-                op.copy_from_slice(&f([sp[0], sp[1], sp[2]]));
-            }
-        });
+        .par_chunks_mut(3 * 2048)
+        .zip(src.data().par_chunks(3 * 2048))
+        .for_each(|(o, s)| convert_chunk(conv, s, o));
     Ok(out)
 }
 
 /// `cv2.cvtColor(img, cv2.COLOR_BGR2Lab)` on float BGR in [0, 1] (inputs are clipped to
 /// [0, 1], like OpenCV). Every conversion of this module refuses NaN or infinite input.
 pub fn bgr_to_lab(src: &Image) -> Result<Image> {
-    let lut = lab_lut();
-    map3(src, "bgr_to_lab", |p| rgb_to_lab_px(lut, p[2], p[1], p[0]))
+    convert(src, "bgr_to_lab", Conv::BgrToLab)
 }
 
 /// `cv2.cvtColor(img, cv2.COLOR_RGB2Lab)` on float RGB in [0, 1].
 pub fn rgb_to_lab(src: &Image) -> Result<Image> {
-    let lut = lab_lut();
-    map3(src, "rgb_to_lab", |p| rgb_to_lab_px(lut, p[0], p[1], p[2]))
+    convert(src, "rgb_to_lab", Conv::RgbToLab)
 }
 
 /// `cv2.cvtColor(lab, cv2.COLOR_Lab2BGR)`: float Lab to BGR clipped to [0, 1].
 pub fn lab_to_bgr(src: &Image) -> Result<Image> {
-    map3(src, "lab_to_bgr", |p| {
-        let [r, g, b] = lab_to_rgb_px(p[0], p[1], p[2]);
-        [b, g, r]
-    })
+    convert(src, "lab_to_bgr", Conv::LabToBgr)
 }
 
 /// `cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)`: float Lab to RGB clipped to [0, 1].
 pub fn lab_to_rgb(src: &Image) -> Result<Image> {
-    map3(src, "lab_to_rgb", |p| lab_to_rgb_px(p[0], p[1], p[2]))
+    convert(src, "lab_to_rgb", Conv::LabToRgb)
 }
 
 /// OpenCV's 8-bit sRGB gamma table (`sRGBGammaTab_b`): `round(2040 * gamma(i / 255))`.
@@ -375,7 +431,7 @@ pub fn lab8_to_bgr8(lab: &[u8]) -> Vec<u8> {
 }
 
 /// OpenCV's float `RGB2HSV`: (R, G, B) -> (H degrees, S, V).
-#[inline]
+#[inline(always)]
 fn rgb_to_hsv_px(r: f32, g: f32, b: f32) -> [f32; 3] {
     let v = r.max(g).max(b);
     let vmin = r.min(g).min(b);
@@ -396,7 +452,7 @@ fn rgb_to_hsv_px(r: f32, g: f32, b: f32) -> [f32; 3] {
 }
 
 /// OpenCV's float `HSV2RGB`: (H degrees, S, V) -> (R, G, B); H wraps modulo 360.
-#[inline]
+#[inline(always)]
 fn hsv_to_rgb_px(h: f32, s: f32, v: f32) -> [f32; 3] {
     if s == 0.0 {
         return [v, v, v];
@@ -435,27 +491,24 @@ fn hsv_to_rgb_px(h: f32, s: f32, v: f32) -> [f32; 3] {
 
 /// `cv2.cvtColor(img, cv2.COLOR_BGR2HSV)` on float BGR: H in degrees [0, 360), S and V.
 pub fn bgr_to_hsv(src: &Image) -> Result<Image> {
-    map3(src, "bgr_to_hsv", |p| rgb_to_hsv_px(p[2], p[1], p[0]))
+    convert(src, "bgr_to_hsv", Conv::BgrToHsv)
 }
 
 /// `cv2.cvtColor(img, cv2.COLOR_RGB2HSV)` on float RGB.
 pub fn rgb_to_hsv(src: &Image) -> Result<Image> {
-    map3(src, "rgb_to_hsv", |p| rgb_to_hsv_px(p[0], p[1], p[2]))
+    convert(src, "rgb_to_hsv", Conv::RgbToHsv)
 }
 
 /// `cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)` on float HSV. H is in degrees and wraps modulo 360
 /// for any value (OpenCV 5 returns out-of-range values for negative hues; DFL never passes
 /// them).
 pub fn hsv_to_bgr(src: &Image) -> Result<Image> {
-    map3(src, "hsv_to_bgr", |p| {
-        let [r, g, b] = hsv_to_rgb_px(p[0], p[1], p[2]);
-        [b, g, r]
-    })
+    convert(src, "hsv_to_bgr", Conv::HsvToBgr)
 }
 
 /// `cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)` on float HSV.
 pub fn hsv_to_rgb(src: &Image) -> Result<Image> {
-    map3(src, "hsv_to_rgb", |p| hsv_to_rgb_px(p[0], p[1], p[2]))
+    convert(src, "hsv_to_rgb", Conv::HsvToRgb)
 }
 
 #[cfg(test)]

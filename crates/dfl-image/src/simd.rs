@@ -44,6 +44,7 @@ macro_rules! multiversion {
         }
     };
 }
+pub(crate) use multiversion;
 
 /// `out[i] (+)= sum_k w[k] * src[i + k * step]` (a row correlation over a padded row; with
 /// `add` the sum is added to `out`). `src` must hold at least
