@@ -414,10 +414,10 @@ pub fn bilateral_filter(src: &Image, d: i32, sigma_color: f64, sigma_space: f64)
     Ok(out)
 }
 
-/// One spatial offset of the bilateral filter for a whole row.
+/// One spatial offset of the bilateral filter for a whole row; `c` is 1 or 3.
 #[allow(clippy::too_many_arguments)]
-#[inline]
-fn bilateral_accumulate(
+#[inline(always)]
+fn bilateral_accumulate_body<const FMA: bool>(
     centre: &[f32],
     nb: &[f32],
     c: usize,
@@ -427,20 +427,59 @@ fn bilateral_accumulate(
     sum: &mut [f32],
     wsum: &mut [f32],
 ) {
+    if c == 3 {
+        bilateral_row::<3>(centre, nb, sw, lut, scale_index, sum, wsum);
+    } else {
+        bilateral_row::<1>(centre, nb, sw, lut, scale_index, sum, wsum);
+    }
+}
+
+crate::simd::multiversion!(
+    /// [`bilateral_accumulate_body`], AVX2+FMA build when available.
+    #[allow(clippy::too_many_arguments)]
+    fn bilateral_accumulate / bilateral_accumulate_avx2 => bilateral_accumulate_body(
+        centre: &[f32],
+        nb: &[f32],
+        c: usize,
+        sw: f32,
+        lut: &[f32],
+        scale_index: f32,
+        sum: &mut [f32],
+        wsum: &mut [f32],
+    )
+);
+
+/// Accumulates the neighbour row `nb` into `sum` / `wsum` with OpenCV's range weight (L1
+/// distance over the channels, table with linear interpolation) times `sw`.
+#[inline(always)]
+fn bilateral_row<const C: usize>(
+    centre: &[f32],
+    nb: &[f32],
+    sw: f32,
+    lut: &[f32],
+    scale_index: f32,
+    sum: &mut [f32],
+    wsum: &mut [f32],
+) {
+    let n = wsum.len();
+    let (centre, nb, sum) = (&centre[..n * C], &nb[..n * C], &mut sum[..n * C]);
     let last = lut.len() - 2;
     for (x, ws) in wsum.iter_mut().enumerate() {
-        let p = &centre[x * c..x * c + c];
-        let q = &nb[x * c..x * c + c];
+        let p = &centre[x * C..x * C + C];
+        let q = &nb[x * C..x * C + C];
         let mut dist = 0f32;
-        for ch in 0..c {
+        for ch in 0..C {
             dist += (q[ch] - p[ch]).abs();
         }
+        // alpha >= 0, so truncation is OpenCV's cvFloor.
         let alpha = dist * scale_index;
-        let idx = (alpha.floor() as usize).min(last);
+        let idx = (alpha as usize).min(last);
         let frac = alpha - idx as f32;
-        let wgt = sw * (lut[idx] + frac * (lut[idx + 1] - lut[idx]));
-        for ch in 0..c {
-            sum[x * c + ch] += q[ch] * wgt;
+        let (l0, l1) = (lut[idx], lut[idx + 1]);
+        let wgt = sw * (l0 + frac * (l1 - l0));
+        let s = &mut sum[x * C..x * C + C];
+        for ch in 0..C {
+            s[ch] += q[ch] * wgt;
         }
         *ws += wgt;
     }
