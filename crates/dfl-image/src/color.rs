@@ -530,6 +530,27 @@ mod tests {
     }
 
     #[test]
+    fn portable_and_simd_builds_agree() {
+        let src: Vec<f32> = (0..3 * 500)
+            .map(|i| ((i * 37) % 101) as f32 / 100.0)
+            .collect();
+        for conv in [
+            Conv::BgrToLab,
+            Conv::LabToBgr,
+            Conv::BgrToHsv,
+            Conv::HsvToBgr,
+        ] {
+            let mut a = vec![0f32; src.len()];
+            let mut b = vec![0f32; src.len()];
+            convert_chunk(conv, &src, &mut a);
+            convert_body::<false>(conv, &src, &mut b);
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-5, "{conv:?}");
+            }
+        }
+    }
+
+    #[test]
     fn hsv_round_trip_and_wrap() {
         let img = Image::from_fn(7, 5, 3, |x, y, c| {
             ((x * 3 + y * 5 + c * 7) % 11) as f32 / 10.0

@@ -546,6 +546,24 @@ mod tests {
     }
 
     #[test]
+    fn bilateral_portable_and_simd_builds_agree() {
+        let lut: Vec<f32> = (0..4098).map(|i| (-(i as f32) / 900.0).exp()).collect();
+        for c in [1usize, 3] {
+            let centre: Vec<f32> = (0..40 * c).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
+            let nb: Vec<f32> = (0..40 * c).map(|i| ((i * 5) % 13) as f32 / 12.0).collect();
+            let (mut s1, mut w1) = (vec![0f32; 40 * c], vec![0f32; 40]);
+            let (mut s2, mut w2) = (vec![0f32; 40 * c], vec![0f32; 40]);
+            bilateral_accumulate(&centre, &nb, c, 0.7, &lut, 1000.0, &mut s1, &mut w1);
+            bilateral_accumulate_body::<false>(
+                &centre, &nb, c, 0.7, &lut, 1000.0, &mut s2, &mut w2,
+            );
+            for (a, b) in s1.iter().zip(&s2).chain(w1.iter().zip(&w2)) {
+                assert!((a - b).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
     fn median_agrees_with_reference_and_refuses_nan() {
         let src = img(11, 9, 3);
         for k in [3, 5] {
