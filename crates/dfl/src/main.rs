@@ -4,7 +4,9 @@
 //! options, draw progress, turn library errors into one clear line.
 
 mod bench;
+mod demo;
 mod progress;
+mod video;
 mod workspace;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +32,12 @@ enum Command {
     /// Step 1: create or clear a DFL workspace folder.
     #[command(subcommand)]
     Workspace(workspace::WorkspaceCmd),
+    /// Steps 2, 3, 3.optional and 8: extract frames, cut, denoise, build the result video.
+    #[command(subcommand)]
+    Video(video::VideoCmd),
+    /// Run the workflow on bundled samples in a throw-away workspace (for now: the video
+    /// steps on synthetic clips).
+    Demo(demo::DemoArgs),
     /// Measure dfl-rs against reference implementations timed in the same run.
     Bench(bench::BenchArgs),
 }
@@ -60,6 +68,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Workspace(cmd) => workspace::run(cmd),
+        Command::Video(cmd) => video::run(cmd, &ui),
+        Command::Demo(args) => demo::run(args, &ui),
         Command::Bench(args) => bench::run(args, &ui),
     };
     match result {
