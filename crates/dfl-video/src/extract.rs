@@ -95,7 +95,9 @@ pub fn extract(
         .arg(tools::path_arg(video))
         .args(["-map", &format!("0:v:{}", info.video_index)]);
     if let Some(r) = opts.fps {
-        cmd.args(["-r", &r.to_string()]);
+        // The fps filter, not DFL's `-r N` output option: `-r 10` on a 5 s clip gives 52
+        // frames (two duplicated at the end), the filter gives the expected 50.
+        cmd.args(["-vf", &format!("fps={r}")]);
     }
     let wire = Wire::choose(&info, opts.rgb_by_ffmpeg);
     let wire_pix_fmt = match &wire {

@@ -41,7 +41,7 @@ pub struct ExtractArgs {
     pub output: PathBuf,
     /// Frames per second to extract, greater than 0 (e.g. 5, 29.97 or 30000/1001)
     /// [default: the video's own rate, every frame].
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_rate)]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_rate)]
     pub fps: Option<Rate>,
     /// Frame file format.
     #[arg(long, value_enum, default_value = "png")]
@@ -125,7 +125,7 @@ pub struct BuildArgs {
     /// the video's comment says it contains synthetic faces.
     pub frames_dir: PathBuf,
     /// The original video (e.g. data_dst.mp4): the frame rate and the first audio track come
-    /// from it. Without it, give --fps; the video then has no audio.
+    /// from it [default: none; then give --fps, and the video has no audio].
     #[arg(long, value_name = "VIDEO")]
     pub reference: Option<PathBuf>,
     /// Output video file; its extension must fit --format.
@@ -137,7 +137,7 @@ pub struct BuildArgs {
     pub format: Option<VideoFormatArg>,
     /// Frames per second, greater than 0 (e.g. 25 or 30000/1001) [default: the reference's
     /// r_frame_rate].
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_rate)]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_rate)]
     pub fps: Option<Rate>,
     /// Video bitrate in megabits per second (mp4 and avi; the lossless formats ignore it).
     #[arg(long, value_name = "B", default_value_t = DEFAULT_BUILD_BITRATE)]
@@ -264,4 +264,53 @@ pub fn run(cmd: VideoCmd, ui: &Ui) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option of every subcommand has a help text, and every optional option that takes
+    /// a value shows its default (clap's `[default: ...]`, or one written in the text).
+    #[test]
+    fn every_option_is_explained_with_its_default() {
+        fn check(cmd: &clap::Command, path: &str, problems: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg
+                    .get_long_help()
+                    .or(arg.get_help())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                if help.trim().is_empty() {
+                    problems.push(format!("{path} {id}: no help"));
+                }
+                let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+                let is_flag = matches!(
+                    arg.get_action(),
+                    clap::ArgAction::SetTrue | clap::ArgAction::Count
+                );
+                if takes_value
+                    && !is_flag
+                    && !arg.is_required_set()
+                    && !arg.is_positional()
+                    && arg.get_default_values().is_empty()
+                    && !help.contains("[default:")
+                {
+                    problems.push(format!("{path} --{id}: default not stated"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), problems);
+            }
+        }
+        let mut problems = Vec::new();
+        let mut cli = crate::Cli::command();
+        cli.build();
+        check(&cli, "dfl", &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

@@ -25,7 +25,7 @@ pub struct BenchArgs {
     /// Fewer repetitions and smaller inputs: a smoke run, not a measurement.
     #[arg(long)]
     pub quick: bool,
-    /// Also write the figures as JSON to this file.
+    /// Also write the figures as JSON to this file [default: none].
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
