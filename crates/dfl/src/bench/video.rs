@@ -13,22 +13,44 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Median of `runs` timed calls of `f`, each preceded by an untimed `setup` (a fresh output
-/// folder, so every run creates its files like a first extraction does).
-fn median_with_setup(
-    runs: usize,
-    mut setup: impl FnMut() -> Result<()>,
-    mut f: impl FnMut() -> Result<()>,
-) -> Result<Duration> {
-    let mut times = Vec::new();
-    for _ in 0..runs.max(1) {
-        setup()?;
-        let t = Instant::now();
-        f()?;
-        times.push(t.elapsed());
+/// One timed job of a round-robin measurement: an untimed setup (e.g. a fresh output folder,
+/// so every run creates its files like a first extraction does), then the timed work.
+struct Job<'a> {
+    setup: Box<dyn FnMut() -> Result<()> + 'a>,
+    work: Box<dyn FnMut() -> Result<()> + 'a>,
+}
+
+impl<'a> Job<'a> {
+    fn new(
+        setup: impl FnMut() -> Result<()> + 'a,
+        work: impl FnMut() -> Result<()> + 'a,
+    ) -> Job<'a> {
+        Job {
+            setup: Box::new(setup),
+            work: Box::new(work),
+        }
     }
-    times.sort();
-    Ok(times[times.len() / 2])
+}
+
+/// Median wall time of each job over `runs` rounds. The jobs take turns within each round, so
+/// on a shared, noisy machine ours and the reference see the same load.
+fn round_robin(runs: usize, jobs: &mut [Job<'_>]) -> Result<Vec<Duration>> {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); jobs.len()];
+    for _ in 0..runs.max(1) {
+        for (job, t) in jobs.iter_mut().zip(&mut times) {
+            (job.setup)()?;
+            let start = Instant::now();
+            (job.work)()?;
+            t.push(start.elapsed());
+        }
+    }
+    Ok(times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect())
 }
 
 /// Runs ffmpeg with `args` (stdout discarded), failing with its stderr when it fails.
@@ -82,97 +104,91 @@ pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
     let out = ctx.scratch.join("frames");
     let c = clip.as_os_str();
 
-    // References: decoding alone, and decoding + conversion to RGB24 into a pipe (what
-    // extraction's reference path receives).
-    let decode = median_time(runs, || ffmpeg(&os(&[&"-i", &c, &"-f", &"null", &"-"])))?;
-    let decode_rgb = median_time(runs, || {
-        ffmpeg(&os(&[
-            &"-i",
-            &c,
-            &"-f",
-            &"rawvideo",
-            &"-pix_fmt",
-            &"rgb24",
-            &"pipe:1",
-        ]))
-    })?;
-
-    let ours = |format: FrameFormat, dir: &Path| -> Result<f64> {
-        let opts = ExtractOptions {
-            format,
-            ..ExtractOptions::default()
-        };
-        let t = median_with_setup(
-            runs,
-            || fresh_dir(dir),
-            || {
-                let r = dfl_video::extract(&ff, &clip, dir, &opts, &NoProgress)?;
-                if r.frames as f64 != frames {
-                    bail!("extract wrote {} frames, expected {frames}", r.frames);
-                }
-                Ok(())
-            },
-        )?;
-        Ok(fps_of(t))
-    };
-    let dfl_way = |ext: &str, extra: &[&str]| -> Result<f64> {
-        let pattern = out.join(format!("%5d.{ext}"));
-        let t = median_with_setup(
-            runs,
-            || fresh_dir(&out),
-            || {
-                let mut args = os(&[&"-i", &c, &"-pix_fmt", &"rgb24"]);
-                args.extend(extra.iter().map(OsString::from));
-                args.push(pattern.clone().into_os_string());
-                ffmpeg(&args)
-            },
-        )?;
-        Ok(fps_of(t))
-    };
+    // Warm-up: puts the clip in the page cache (the time is only logged).
+    let warm = median_time(1, || ffmpeg(&os(&[&"-i", &c, &"-f", &"null", &"-"])))?;
+    tracing::debug!("warm-up decode of {} took {warm:?}", clip.display());
     let png_dir = ctx.scratch.join("png");
-    let png = ours(FrameFormat::Png, &png_dir)?;
-    let jpg = ours(FrameFormat::Jpg, &out)?;
-    let dfl_png = dfl_way("png", &[])?;
-    let dfl_jpg = dfl_way("jpg", &["-q:v", "2"])?;
+    let png_opts = ExtractOptions::default();
+    let jpg_opts = ExtractOptions {
+        format: FrameFormat::Jpg,
+        ..ExtractOptions::default()
+    };
+    let extract = |dir: &Path, opts: &ExtractOptions| -> Result<()> {
+        let r = dfl_video::extract(&ff, &clip, dir, opts, &NoProgress)?;
+        if r.frames as f64 != frames {
+            bail!("extract wrote {} frames, expected {frames}", r.frames);
+        }
+        Ok(())
+    };
+    let dfl_way = |ext: &str, extra: &[&str]| -> Result<()> {
+        let mut args = os(&[&"-i", &c, &"-pix_fmt", &"rgb24"]);
+        args.extend(extra.iter().map(OsString::from));
+        args.push(out.join(format!("%5d.{ext}")).into_os_string());
+        ffmpeg(&args)
+    };
+    let none = || Ok(());
+    let t = round_robin(
+        runs,
+        &mut [
+            // Decoding alone (the goal's reference).
+            Job::new(none, || ffmpeg(&os(&[&"-i", &c, &"-f", &"null", &"-"]))),
+            // Decoding + conversion to RGB24 into a pipe (what the reference path receives).
+            Job::new(none, || {
+                ffmpeg(&os(&[
+                    &"-i",
+                    &c,
+                    &"-f",
+                    &"rawvideo",
+                    &"-pix_fmt",
+                    &"rgb24",
+                    &"pipe:1",
+                ]))
+            }),
+            Job::new(|| fresh_dir(&png_dir), || extract(&png_dir, &png_opts)),
+            Job::new(|| fresh_dir(&out), || extract(&out, &jpg_opts)),
+            Job::new(|| fresh_dir(&out), || dfl_way("png", &[])),
+            Job::new(|| fresh_dir(&out), || dfl_way("jpg", &["-q:v", "2"])),
+        ],
+    )?;
+    let [decode, decode_rgb, png, jpg, dfl_png, dfl_jpg] =
+        [t[0], t[1], t[2], t[3], t[4], t[5]].map(fps_of);
 
     // Building: our build (frames decoded here, piped raw) against ffmpeg reading the PNG
-    // files itself with DFL's encoder settings (libx264 yuv420p, 16 Mbit/s).
+    // files itself with DFL's encoder settings (libx264 yuv420p, 16 Mbit/s). The last PNG
+    // extraction above left its frames in png_dir.
     let video = ctx.scratch.join("built.mp4");
     let build_opts = BuildOptions {
         reference: Some(clip.clone()),
         overwrite: true,
         ..BuildOptions::default()
     };
-    let build_runs = if ctx.quick { 1 } else { 3 };
-    let ours_build = median_with_setup(
-        build_runs,
-        || Ok(()),
-        || {
-            dfl_video::build(&ff, &png_dir, &video, &build_opts, &NoProgress)?;
-            Ok(())
-        },
-    )?;
     let pattern = png_dir.join("%5d.png");
-    let dfl_build = median_with_setup(
-        build_runs,
-        || Ok(()),
-        || {
-            ffmpeg(&os(&[
-                &"-framerate",
-                &"30",
-                &"-i",
-                &pattern,
-                &"-b:v",
-                &"16M",
-                &"-c:v",
-                &"libx264",
-                &"-pix_fmt",
-                &"yuv420p",
-                &"-y",
-                &video,
-            ]))
-        },
+    let t = round_robin(
+        runs,
+        &mut [
+            Job::new(none, || {
+                dfl_video::build(&ff, &png_dir, &video, &build_opts, &NoProgress)?;
+                Ok(())
+            }),
+            Job::new(none, || {
+                ffmpeg(&os(&[
+                    &"-framerate",
+                    &"30",
+                    &"-i",
+                    &pattern,
+                    &"-b:v",
+                    &"16M",
+                    &"-c:v",
+                    &"libx264",
+                    &"-pix_fmt",
+                    &"yuv420p",
+                    &"-y",
+                    &video,
+                ]))
+            }),
+        ],
     )?;
+    let (ours_build, dfl_build) = (t[0], t[1]);
     for d in [&out, &png_dir] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -185,7 +201,7 @@ pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
         reference: Some((reference.0.to_string(), reference.1)),
         goal,
     };
-    let decode_ref = ("ffmpeg decode -f null", fps_of(decode));
+    let decode_ref = ("ffmpeg decode -f null", decode);
     Ok(vec![
         fig(
             format!("video extract png ({size})"),
@@ -216,7 +232,7 @@ pub fn run(ctx: &Ctx, _ui: &Ui) -> Result<Vec<Figure>> {
         ),
         fig(
             "(profile) ffmpeg decode + rgb24 into a pipe".into(),
-            fps_of(decode_rgb),
+            decode_rgb,
             decode_ref,
             None,
         ),
