@@ -5,6 +5,8 @@
 //! factor sets the spatial strengths, the temporal ones stay 5) and written back under their
 //! own names and formats. DFL ignores its `--factor` option and always prompts; here the factor
 //! is honoured. DFL also renames the files to `%6d` and back; this version never renames.
+//! Frames are written back as 8-bit RGB (an alpha channel or 16-bit depth is not kept), JPEGs
+//! at quality 95.
 
 use crate::error::{Result, VideoError};
 use crate::frames::{self, DEFAULT_JPEG_QUALITY, FrameFormat};

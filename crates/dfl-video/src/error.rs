@@ -51,7 +51,7 @@ pub enum VideoError {
     /// decoded before the damage have been written.
     #[error(
         "{}: decoding stopped at frame {frames}{} (t = {seconds:.3} s); the {frames} frames \
-         before it were written; ffmpeg said: {reason}",
+         before it were written; {reason}",
         path.display(),
         expected.map(|e| format!(" of {e}")).unwrap_or_default()
     )]
@@ -64,7 +64,7 @@ pub enum VideoError {
         expected: Option<u64>,
         /// Presentation time of the first missing frame.
         seconds: f64,
-        /// ffmpeg's first error line.
+        /// Why: a truncated file, or ffmpeg's own error lines.
         reason: String,
     },
     /// ffmpeg ran but failed; `reason` is its first error line.

@@ -143,12 +143,18 @@ pub fn extract(
     }
     let frames = outcome.frames;
     let fps = opts.fps.or(info.fps);
+    // ffmpeg's demuxer says "partial file" once per missing packet: the file ends early.
+    let cut_short = lines.iter().any(|l| l.contains("partial file"));
     let truncated = |reason: String| VideoError::Truncated {
         path: video.into(),
         frames,
         expected,
         seconds: fps.map_or(0.0, |r| frames as f64 / r.as_f64()),
-        reason,
+        reason: if cut_short {
+            "the file ends early (truncated or still being written)".to_string()
+        } else {
+            format!("ffmpeg said: {reason}")
+        },
     };
     if let Some(e) = outcome.read_error {
         return Err(truncated(format!("reading ffmpeg's output failed: {e}")));

@@ -134,9 +134,11 @@ pub fn probe(ff: &Ffmpeg, path: &Path) -> Result<VideoInfo> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| tools::start_error(e, "ffprobe", FFPROBE_ENV))?;
+    // ffprobe's summary line starts with the file name, which our message already shows.
+    let prefix = format!("{}: ", tools::path_arg(path).to_string_lossy());
     let stderr: Vec<String> = String::from_utf8_lossy(&out.stderr)
         .lines()
-        .map(str::to_string)
+        .map(|l| l.strip_prefix(&prefix).unwrap_or(l).to_string())
         .collect();
     if !out.status.success() {
         return Err(VideoError::NotAVideo {

@@ -185,26 +185,37 @@ impl StderrLog {
     }
 }
 
-/// The most telling line of ffmpeg's stderr, without the `[demuxer @ 0x...]` prefix and cut to
-/// a readable length; `fallback` when stderr was empty.
+/// ffmpeg's explanation in one line: its first two distinct stderr lines (the specific cause
+/// usually comes first, the summary second), without `[demuxer @ 0x...]` prefixes, joined with
+/// `; ` and cut to a readable length; `fallback` when stderr was empty.
 pub(crate) fn first_error(lines: &[String], fallback: &str) -> String {
     let strip = |l: &str| -> String {
         let l = l.trim();
-        let l = match (l.starts_with('['), l.find("] ")) {
-            (true, Some(i)) => &l[i + 2..],
-            _ => l,
-        };
-        let mut out: String = l.chars().take(240).collect();
-        if l.chars().count() > 240 {
-            out.push('…');
+        match (l.starts_with('['), l.find("] ")) {
+            (true, Some(i)) => l[i + 2..].trim().to_string(),
+            _ => l.to_string(),
         }
-        out
     };
-    lines
-        .iter()
-        .map(|l| strip(l))
-        .find(|l| !l.is_empty())
-        .unwrap_or_else(|| fallback.to_string())
+    let mut picked: Vec<String> = Vec::new();
+    for l in lines.iter().map(|l| strip(l)) {
+        if !l.is_empty() && !picked.contains(&l) {
+            picked.push(l);
+        }
+        if picked.len() == 2 {
+            break;
+        }
+    }
+    if picked.is_empty() {
+        return fallback.to_string();
+    }
+    let joined = picked.join("; ");
+    if joined.chars().count() > 300 {
+        let mut cut: String = joined.chars().take(300).collect();
+        cut.push('…');
+        cut
+    } else {
+        joined
+    }
 }
 
 /// Reads into `buf` until it is full or the stream ends; returns the number of bytes read.
@@ -263,8 +274,13 @@ mod tests {
         ];
         assert_eq!(
             first_error(&lines, "x"),
-            "stream 0, offset 0x24b71: partial file"
+            "stream 0, offset 0x24b71: partial file; Error while decoding"
         );
+        let repeated = vec![
+            "[h264 @ 0x1] bad".to_string(),
+            "[h264 @ 0x2] bad".to_string(),
+        ];
+        assert_eq!(first_error(&repeated, "x"), "bad");
         assert_eq!(first_error(&[], "exit status 1"), "exit status 1");
     }
 
