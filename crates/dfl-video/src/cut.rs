@@ -117,13 +117,18 @@ pub fn cut(
         .filter(|n| *n > 0);
 
     let mut cmd = ff.ffmpeg();
-    cmd.arg("-nostdin").args(["-ss", &opts.from.to_string()]);
+    cmd.arg("-nostdin")
+        .args(["-ss", &opts.from.to_string()])
+        .arg("-i")
+        .arg(tools::path_arg(video));
+    // A duration (`-t`) rather than DFL's input `-to`, which older ffmpeg releases lack.
     if let Some(to) = opts.to {
-        cmd.args(["-to", &to.to_string()]);
+        let length = Time {
+            millis: to.millis.saturating_sub(opts.from.millis),
+        };
+        cmd.args(["-t", &length.to_string()]);
     }
-    cmd.arg("-i")
-        .arg(tools::path_arg(video))
-        .args(["-map", &format!("0:v:{}", info.video_index)]);
+    cmd.args(["-map", &format!("0:v:{}", info.video_index)]);
     if audio {
         cmd.args(["-map", &format!("0:a:{}", opts.audio_track)]);
     }
