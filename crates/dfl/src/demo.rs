@@ -202,7 +202,7 @@ pub fn run(args: DemoArgs, ui: &Ui) -> Result<()> {
         start.elapsed().as_secs_f64(),
         demo.dir.display()
     );
-    for (rel, what) in [
+    let listing = [
         ("data_src.mp4", "source-person video (synthetic for now)"),
         ("data_dst.mp4", "destination video (synthetic for now)"),
         ("data_src/", "source frames"),
@@ -212,8 +212,11 @@ pub fn run(args: DemoArgs, ui: &Ui) -> Result<()> {
             "the result video, with the destination's audio",
         ),
         ("result.mp4.provenance.json", "how the result was made"),
-    ] {
-        println!("  {:<40} {what}", demo.path(rel).display());
+    ]
+    .map(|(rel, what)| (demo.path(rel).display().to_string(), what));
+    let width = listing.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    for (path, what) in &listing {
+        println!("  {path:<width$}  {what}");
     }
     println!(
         "Face extraction, training and merging are not built yet; they will run between the \
