@@ -4,10 +4,12 @@
 //! options, draw progress, turn library errors into one clear line.
 
 mod bench;
+mod demo;
 mod eval;
 mod extract;
 mod faceset;
 mod progress;
+mod video;
 mod workspace;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +35,9 @@ enum Command {
     /// Step 1: create or clear a DFL workspace folder.
     #[command(subcommand)]
     Workspace(workspace::WorkspaceCmd),
+    /// Steps 2, 3, 3.optional and 8: extract frames, cut, denoise, build the result video.
+    #[command(subcommand)]
+    Video(video::VideoCmd),
     /// Steps 4/5: detect faces and 68 landmarks in every frame, write aligned faces.
     Extract(extract::ExtractArgs),
     /// Measure the landmark nets: NME against annotations, jitter on known motion.
@@ -42,6 +47,9 @@ enum Command {
     /// names, resize, debug pictures).
     #[command(subcommand)]
     Faceset(faceset::FacesetCmd),
+    /// Run the workflow on bundled samples in a throw-away workspace (for now: the video
+    /// steps on synthetic clips).
+    Demo(demo::DemoArgs),
     /// Measure dfl-rs against reference implementations timed in the same run.
     Bench(bench::BenchArgs),
 }
@@ -72,9 +80,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Workspace(cmd) => workspace::run(cmd),
+        Command::Video(cmd) => video::run(cmd, &ui),
         Command::Extract(args) => extract::run(args, &ui),
         Command::Eval(cmd) => eval::run(cmd),
         Command::Faceset(cmd) => faceset::run(cmd, &ui),
+        Command::Demo(args) => demo::run(args, &ui),
         Command::Bench(args) => bench::run(args, &ui),
     };
     match result {

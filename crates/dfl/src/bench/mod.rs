@@ -7,6 +7,7 @@
 
 mod extract;
 mod faceset;
+mod video;
 
 use crate::progress::Ui;
 use anyhow::{Result, bail};
@@ -26,7 +27,7 @@ pub struct BenchArgs {
     /// Fewer repetitions and smaller inputs: a smoke run, not a measurement.
     #[arg(long)]
     pub quick: bool,
-    /// Also write the figures as JSON to this file.
+    /// Also write the figures as JSON to this file [default: none].
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
@@ -90,7 +91,11 @@ type Group = fn(&Ctx, &Ui) -> Result<Vec<Figure>>;
 
 /// Every bench group, in pipeline order.
 fn groups() -> Vec<(&'static str, Group)> {
-    vec![("extract", extract::run), ("faceset", faceset::run)]
+    vec![
+        ("video", video::run),
+        ("extract", extract::run),
+        ("faceset", faceset::run),
+    ]
 }
 
 /// Median wall time of `runs` calls of `f` (after one warm-up call).
