@@ -101,3 +101,52 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option of every subcommand has a help text, and every optional option that takes
+    /// a value shows its default (clap's `[default: ...]`, or one written in the text).
+    #[test]
+    fn every_option_is_explained_with_its_default() {
+        fn check(cmd: &clap::Command, path: &str, problems: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg
+                    .get_long_help()
+                    .or(arg.get_help())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                if help.trim().is_empty() {
+                    problems.push(format!("{path} {id}: no help"));
+                }
+                let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+                let is_flag = matches!(
+                    arg.get_action(),
+                    clap::ArgAction::SetTrue | clap::ArgAction::Count
+                );
+                if takes_value
+                    && !is_flag
+                    && !arg.is_required_set()
+                    && !arg.is_positional()
+                    && arg.get_default_values().is_empty()
+                    && !help.contains("[default:")
+                {
+                    problems.push(format!("{path} --{id}: default not stated"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), problems);
+            }
+        }
+        let mut problems = Vec::new();
+        let mut cli = crate::Cli::command();
+        cli.build();
+        check(&cli, "dfl", &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+}
