@@ -64,10 +64,12 @@ pub struct ExtractArgs {
     /// --output). With --frame and --rect: add the face inside that rectangle.
     #[arg(long)]
     pub manual_fix: bool,
-    /// With --manual-fix: the frame (file name in --input) to fix.
+    /// With --manual-fix: the frame (file name in --input) to fix [default: none: list the
+    /// frames that need a fix].
     #[arg(long, requires = "manual_fix")]
     pub frame: Option<String>,
-    /// With --manual-fix --frame: the face's rectangle in frame pixels, "left,top,right,bottom".
+    /// With --manual-fix --frame: the face's rectangle in frame pixels, "left,top,right,bottom"
+    /// [default: none].
     #[arg(long, requires = "frame", value_parser = parse_rect)]
     pub rect: Option<[f32; 4]>,
 }

@@ -4,10 +4,12 @@
 //! options, draw progress, turn library errors into one clear line.
 
 mod bench;
+mod demo;
 mod eval;
 mod extract;
 mod faceset;
 mod progress;
+mod video;
 mod workspace;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +35,9 @@ enum Command {
     /// Step 1: create or clear a DFL workspace folder.
     #[command(subcommand)]
     Workspace(workspace::WorkspaceCmd),
+    /// Steps 2, 3, 3.optional and 8: extract frames, cut, denoise, build the result video.
+    #[command(subcommand)]
+    Video(video::VideoCmd),
     /// Steps 4/5: detect faces and 68 landmarks in every frame, write aligned faces.
     Extract(extract::ExtractArgs),
     /// Measure the landmark nets: NME against annotations, jitter on known motion.
@@ -42,6 +47,9 @@ enum Command {
     /// names, resize, debug pictures).
     #[command(subcommand)]
     Faceset(faceset::FacesetCmd),
+    /// Run the workflow on bundled samples in a throw-away workspace (for now: the video
+    /// steps on synthetic clips).
+    Demo(demo::DemoArgs),
     /// Measure dfl-rs against reference implementations timed in the same run.
     Bench(bench::BenchArgs),
 }
@@ -72,9 +80,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Workspace(cmd) => workspace::run(cmd),
+        Command::Video(cmd) => video::run(cmd, &ui),
         Command::Extract(args) => extract::run(args, &ui),
         Command::Eval(cmd) => eval::run(cmd),
         Command::Faceset(cmd) => faceset::run(cmd, &ui),
+        Command::Demo(args) => demo::run(args, &ui),
         Command::Bench(args) => bench::run(args, &ui),
     };
     match result {
@@ -89,5 +99,54 @@ fn main() -> ExitCode {
             eprintln!("error: {msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option of every subcommand has a help text, and every optional option that takes
+    /// a value shows its default (clap's `[default: ...]`, or one written in the text).
+    #[test]
+    fn every_option_is_explained_with_its_default() {
+        fn check(cmd: &clap::Command, path: &str, problems: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg
+                    .get_long_help()
+                    .or(arg.get_help())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                if help.trim().is_empty() {
+                    problems.push(format!("{path} {id}: no help"));
+                }
+                let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+                let is_flag = matches!(
+                    arg.get_action(),
+                    clap::ArgAction::SetTrue | clap::ArgAction::Count
+                );
+                if takes_value
+                    && !is_flag
+                    && !arg.is_required_set()
+                    && !arg.is_positional()
+                    && arg.get_default_values().is_empty()
+                    && !help.contains("[default:")
+                {
+                    problems.push(format!("{path} --{id}: default not stated"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), problems);
+            }
+        }
+        let mut problems = Vec::new();
+        let mut cli = crate::Cli::command();
+        cli.build();
+        check(&cli, "dfl", &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 }

@@ -8,6 +8,7 @@
 mod extract;
 mod faceset;
 mod image;
+mod video;
 
 use crate::progress::Ui;
 use anyhow::{Result, bail};
@@ -27,7 +28,7 @@ pub struct BenchArgs {
     /// Fewer repetitions and smaller inputs: a smoke run, not a measurement.
     #[arg(long)]
     pub quick: bool,
-    /// Also write the figures as JSON to this file.
+    /// Also write the figures as JSON to this file [default: none].
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
@@ -92,6 +93,7 @@ type Group = fn(&Ctx, &Ui) -> Result<Vec<Figure>>;
 /// Every bench group, in pipeline order.
 fn groups() -> Vec<(&'static str, Group)> {
     vec![
+        ("video", video::run),
         ("extract", extract::run),
         ("faceset", faceset::run),
         ("image", image::run),
