@@ -29,6 +29,7 @@ macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident / $avx:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
+        $(#[$meta])*
         fn $avx($($arg: $ty),*) {
             $body::<true>($($arg),*)
         }
