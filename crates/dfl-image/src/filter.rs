@@ -10,6 +10,10 @@ use crate::image::Image;
 use crate::simd::{conv_cols, conv_row};
 use rayon::prelude::*;
 
+/// Largest kernel side the blurs accept (a guard against runaway sizes from bad settings;
+/// DFL's largest mask blur is 401).
+pub const MAX_KERNEL: usize = 1 << 14;
+
 /// OpenCV's kernel size for a Gaussian of `sigma` on float images when none is given:
 /// `round(sigma * 4 * 2 + 1) | 1` (8-bit images use 3 instead of 4; we only have floats).
 pub fn gaussian_ksize_for_sigma(sigma: f64) -> usize {
@@ -27,10 +31,10 @@ pub fn gaussian_sigma_for_ksize(ksize: usize) -> f64 {
 /// 7, `[4, 13, 30, 51, 60, 51, 30, 13, 4] / 256` for 9; OpenCV 4.x+ `getGaussianKernelBitExact`),
 /// else the sampled Gaussian with the sigma of [`gaussian_sigma_for_ksize`].
 pub fn gaussian_kernel(ksize: usize, sigma: f64) -> Result<Vec<f32>> {
-    if ksize == 0 || ksize.is_multiple_of(2) {
+    if ksize == 0 || ksize.is_multiple_of(2) || ksize > MAX_KERNEL {
         return Err(ImageError::Parameter {
             op: "gaussian_kernel",
-            msg: format!("kernel size must be odd and positive, got {ksize}"),
+            msg: format!("kernel size must be odd and 1..={MAX_KERNEL}, got {ksize}"),
         });
     }
     if !sigma.is_finite() {
@@ -101,10 +105,10 @@ pub fn gaussian_blur(src: &Image, ksize: usize, sigma: f64) -> Result<Image> {
 /// `cv2.blur(src, (kw, kh))`: normalised box filter, anchor at the centre (`k / 2`, so even
 /// sizes reach one pixel further left/up), reflect-101 borders.
 pub fn box_blur(src: &Image, kw: usize, kh: usize) -> Result<Image> {
-    if kw == 0 || kh == 0 {
+    if kw == 0 || kh == 0 || kw > MAX_KERNEL || kh > MAX_KERNEL {
         return Err(ImageError::Parameter {
             op: "box_blur",
-            msg: format!("kernel size {kw}x{kh} must be positive"),
+            msg: format!("kernel size {kw}x{kh} must be 1..={MAX_KERNEL} per side"),
         });
     }
     let kx = vec![1.0 / kw as f32; kw];
@@ -507,6 +511,8 @@ mod tests {
 
     #[test]
     fn kernel_rules_match_opencv() {
+        assert!(gaussian_blur(&img(4, 4, 1), 0, 1e7).is_err());
+        assert!(box_blur(&img(4, 4, 1), MAX_KERNEL + 1, 3).is_err());
         assert_eq!(gaussian_ksize_for_sigma(2.0), 17);
         assert_eq!(gaussian_ksize_for_sigma(10.0), 81);
         assert_eq!(gaussian_ksize_for_sigma(0.1), 3);

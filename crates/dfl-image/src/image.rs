@@ -14,6 +14,10 @@ pub const MAX_CHANNELS: usize = 4;
 /// every coordinate exactly representable in `f32` arithmetic on indices).
 pub const MAX_SIDE: usize = 1 << 20;
 
+/// Largest number of samples (`width * height * channels`) of one image: 2^30 (4 GiB of
+/// `f32`), so a bad size is an error instead of an allocation abort.
+pub const MAX_SAMPLES: usize = 1 << 30;
+
 /// How float samples in [0, 1] become 8-bit values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quantize {
@@ -73,7 +77,8 @@ fn check_shape(op: &'static str, width: usize, height: usize, channels: usize) -
     width
         .checked_mul(height)
         .and_then(|n| n.checked_mul(channels))
-        .ok_or_else(|| err("too many samples"))
+        .filter(|&n| n <= MAX_SAMPLES)
+        .ok_or_else(|| err("more than 2^30 samples"))
 }
 
 impl Image {
@@ -611,6 +616,10 @@ mod tests {
         ));
         assert!(matches!(
             Image::zeros(MAX_SIDE + 1, 1, 1),
+            Err(ImageError::Shape { .. })
+        ));
+        assert!(matches!(
+            Image::zeros(MAX_SIDE, MAX_SIDE, 4),
             Err(ImageError::Shape { .. })
         ));
     }

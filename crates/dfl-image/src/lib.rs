@@ -66,10 +66,10 @@ pub use effects::{
 };
 pub use error::{ImageError, Result};
 pub use filter::{
-    Kernel, bilateral_filter, box_blur, filter2d, gaussian_blur, gaussian_kernel,
+    Kernel, MAX_KERNEL, bilateral_filter, box_blur, filter2d, gaussian_blur, gaussian_kernel,
     gaussian_ksize_for_sigma, gaussian_sigma_for_ksize, median_blur, sep_filter,
 };
-pub use image::{Image, MAX_CHANNELS, MAX_SIDE, Quantize};
+pub use image::{Image, MAX_CHANNELS, MAX_SAMPLES, MAX_SIDE, Quantize};
 pub use interp::{Interp, cubic_weights, lanczos4_weights};
 pub use morph::{MorphShape, StructuringElement, dilate, erode};
 pub use resize::resize;
