@@ -328,7 +328,8 @@ pub fn median_blur(src: &Image, ksize: usize) -> Result<Image> {
 /// 1); only offsets within that Euclidean radius; spatial weight `exp(-r^2 / (2 s^2))`; range
 /// weight `exp(-D^2 / (2 c^2))` with `D` the L1 distance summed over channels, read from a
 /// 4096-bins-per-channel table spanning the image's value range with linear interpolation; a
-/// constant image is returned unchanged. Non-positive sigmas become 1, as in OpenCV.
+/// constant image is returned unchanged. Non-positive sigmas become 1, as in OpenCV. A
+/// window radius over 1024 is refused (DFL uses 24).
 pub fn bilateral_filter(src: &Image, d: i32, sigma_color: f64, sigma_space: f64) -> Result<Image> {
     let op = "bilateral_filter";
     src.check_channels(op, &[1, 3], "1 or 3")?;
@@ -346,7 +347,13 @@ pub fn bilateral_filter(src: &Image, d: i32, sigma_color: f64, sigma_space: f64)
     } else {
         i64::from(d / 2)
     }
-    .clamp(1, 1 << 12);
+    .max(1);
+    if radius > 1024 {
+        return Err(ImageError::Parameter {
+            op,
+            msg: format!("window radius {radius} is over 1024"),
+        });
+    }
     let (lo, hi) = src
         .data()
         .iter()

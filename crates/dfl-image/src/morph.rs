@@ -33,10 +33,10 @@ impl StructuringElement {
     /// `cv2.getStructuringElement(shape, (width, height))`. A 1x1 element is a rectangle, as in
     /// OpenCV.
     pub fn new(shape: MorphShape, width: usize, height: usize) -> Result<Self> {
-        if width == 0 || height == 0 || width > 1 << 16 || height > 1 << 16 {
+        if width == 0 || height == 0 || width > 4096 || height > 4096 {
             return Err(ImageError::Parameter {
                 op: "StructuringElement::new",
-                msg: format!("element size {width}x{height} must be 1..=65536 per side"),
+                msg: format!("element size {width}x{height} must be 1..=4096 per side"),
             });
         }
         let shape = if width == 1 && height == 1 {
