@@ -7,10 +7,23 @@
 //! `flex` CPU backend and on the GPU backends a build enables ([`device::DeviceSpec`]).
 
 pub mod archs;
+pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod info;
 pub mod layers;
 pub mod losses;
+pub mod optim;
+pub mod options;
+pub mod quick96;
+pub mod saehd;
+pub mod store;
+pub mod synthetic;
 
 pub use device::DeviceSpec;
 pub use error::{NnError, Result};
+
+pub use checkpoint::CheckpointDir;
+pub use options::SaehdOptions;
+pub use quick96::Quick96;
+pub use saehd::{AeBatch, Saehd, StepLosses};
