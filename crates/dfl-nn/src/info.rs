@@ -146,6 +146,13 @@ mod tests {
     }
 
     #[test]
+    fn t_encoder_at_112_rounds_up_like_dfl() {
+        let d = dims("df-t", 112);
+        assert_eq!(d.encoder_res(), 4);
+        assert_eq!(d.inter_out_res(), 7);
+    }
+
+    #[test]
     fn every_variant_builds_with_consistent_shapes() {
         for archi in [
             "df",
@@ -166,6 +173,8 @@ mod tests {
         ] {
             let d = dims(archi, 128);
             let i = saehd_info(&d).unwrap();
+            let r = if archi.contains('t') { 4 } else { 8 };
+            assert_eq!(d.encoder_out(), 64 * 8 * r * r, "{archi}");
             assert!(i.total_params > 0);
             let names: Vec<_> = i.parts.iter().map(|p| p.name.as_str()).collect();
             if archi.starts_with("df") {

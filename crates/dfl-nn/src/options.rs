@@ -180,9 +180,19 @@ impl SaehdOptions {
         }
     }
 
-    /// Checks every range of §5.2 (nothing is rounded silently).
+    /// Checks every range of §5.2 (nothing is rounded silently). Front ends call this on
+    /// user input.
     pub fn validate(&self) -> Result<()> {
         self.dims().validate()?;
+        self.check_buildable()
+    }
+
+    /// The checks a model needs to be built: shapes buildable (see
+    /// [`AeDims::check_buildable`]) and every non-shape option in its range. Unlike
+    /// [`Self::validate`] it accepts widths and resolutions outside DFL's prompt ranges
+    /// (tiny test nets).
+    pub fn check_buildable(&self) -> Result<()> {
+        self.dims().check_buildable()?;
         let range = |name: &'static str, v: f32, lo: f32, hi: f32| {
             if v.is_finite() && (lo..=hi).contains(&v) {
                 Ok(())

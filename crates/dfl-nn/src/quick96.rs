@@ -54,6 +54,29 @@ impl Quick96 {
         })
     }
 
+    /// Quick96's training rules (loss masks, RMSprop 2e-4 with LR dropout) on other dims.
+    /// DFL's Quick96 is [`Self::new`]; tests use this for tiny nets.
+    pub fn with_dims(dims: AeDims, spec: DeviceSpec, seed: u64) -> Result<Self> {
+        let options = SaehdOptions {
+            resolution: dims.resolution,
+            archi: dims.archi,
+            ae_dims: dims.ae_dims,
+            e_dims: dims.e_dims,
+            d_dims: dims.d_dims,
+            d_mask_dims: dims.d_mask_dims,
+            gan_patch_size: (dims.resolution / 8).max(3),
+            ..Self::options()
+        };
+        Ok(Quick96 {
+            inner: Saehd::new_class(ModelClass::Quick96, options, spec, seed)?,
+        })
+    }
+
+    /// Mutable access to the shared machinery (weight import, optimizer override).
+    pub fn as_saehd_mut(&mut self) -> &mut Saehd {
+        &mut self.inner
+    }
+
     /// Whether DFL would train iteration `iteration` (0-based count of completed steps)
     /// on the previous batch, un-warped, instead of a new one.
     pub fn reuses_previous_batch(iteration: u64) -> bool {

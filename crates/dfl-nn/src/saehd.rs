@@ -478,7 +478,8 @@ impl Forward {
 }
 
 impl Saehd {
-    /// A new SAEHD model with fresh weights (seeded) on `spec`.
+    /// A new SAEHD model with fresh weights (seeded) on `spec`. Any buildable shape is
+    /// accepted; front ends check DFL's ranges first with [`SaehdOptions::validate`].
     pub fn new(options: SaehdOptions, spec: DeviceSpec, seed: u64) -> Result<Self> {
         Self::new_class(ModelClass::Saehd, options, spec, seed)
     }
@@ -489,7 +490,7 @@ impl Saehd {
         spec: DeviceSpec,
         seed: u64,
     ) -> Result<Self> {
-        options.validate()?;
+        options.check_buildable()?;
         let device = spec.device()?.autodiff();
         let mut rng = StdRng::seed_from_u64(seed);
         let dims = options.dims();
@@ -658,7 +659,7 @@ impl Saehd {
     /// discriminator; switching between AdaBelief and RMSprop starts that optimizer's state
     /// from zeros (DFL re-initialises missing state keys the same way).
     pub fn set_options(&mut self, new: SaehdOptions) -> Result<()> {
-        new.validate()?;
+        new.check_buildable()?;
         if let Some((option, stored, requested)) = self.options.arch_difference(&new) {
             return Err(NnError::option(
                 option,
@@ -682,6 +683,42 @@ impl Saehd {
         }
         self.sync_discriminators(reinit_gan)?;
         self.apply_trainable()
+    }
+
+    /// Replaces the generator weights by the tensors named like [`Self::save`] names them
+    /// (`encoder.down1.downs.0.conv1.weight`…; consumed from `weights`). Every tensor must be
+    /// present with the architecture's shape; `source` names the origin in errors. For
+    /// weights converted from elsewhere (DFL's files, the PyTorch reference).
+    pub fn import_weights(
+        &mut self,
+        weights: &mut std::collections::HashMap<String, crate::store::NamedTensor>,
+        source: &Path,
+    ) -> Result<()> {
+        let nets = self
+            .nets
+            .take()
+            .ok_or_else(|| NnError::Batch("model weights were lost by a failed step".into()))?;
+        match load_params(nets.clone(), "", weights, source) {
+            Ok(n) => {
+                self.nets = Some(n);
+                self.apply_trainable()
+            }
+            Err(e) => {
+                self.nets = Some(nets);
+                Err(e)
+            }
+        }
+    }
+
+    /// Overrides the generator optimizer settings that the options imply (SAEHD: lr 5e-5…).
+    /// For experiments and parity tests; the next [`Self::set_options`] restores DFL's.
+    pub fn override_optimizer(&mut self, config: OptimConfig) -> Result<()> {
+        let nets = self
+            .nets
+            .as_ref()
+            .ok_or_else(|| NnError::Batch("model weights were lost by a failed step".into()))?;
+        self.g_opt.reconfigure(config, nets);
+        Ok(())
     }
 
     fn reinit_inters(&mut self) -> Result<()> {
