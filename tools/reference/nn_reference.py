@@ -539,6 +539,8 @@ def fixtures(out_dir):
 
 
 def bench(args):
+    """Median over `steps` of one SAEHD training step (AdaBelief, masked, no extras) and of
+    its phases: forward + loss, backward, optimizer update."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     res = args.resolution
@@ -548,20 +550,22 @@ def bench(args):
     opt = DflOptim(nets.parameters(), "adabelief", 5e-5)
 
     def step():
+        t0 = time.perf_counter()
         opt.zero_grad()
         _, s, d = g_losses(nets, batch, res, True, False)
-        (s + d).sum().backward()
+        loss = (s + d).sum()
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
         opt.step()
+        t3 = time.perf_counter()
+        return t3 - t0, t1 - t0, t2 - t1, t3 - t2
 
     step()
-    times = []
-    for _ in range(args.steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    times.sort()
-    print(json.dumps(dict(ms=times[len(times) // 2] * 1000.0, torch=torch.__version__,
-                          threads=torch.get_num_threads())))
+    runs = [step() for _ in range(args.steps)]
+    med = lambda i: sorted(r[i] for r in runs)[len(runs) // 2] * 1000.0
+    print(json.dumps(dict(ms=med(0), forward_ms=med(1), backward_ms=med(2), update_ms=med(3),
+                          torch=torch.__version__, threads=torch.get_num_threads())))
 
 
 def main():

@@ -26,4 +26,4 @@ pub use error::{NnError, Result};
 pub use checkpoint::CheckpointDir;
 pub use options::SaehdOptions;
 pub use quick96::Quick96;
-pub use saehd::{AeBatch, Saehd, StepLosses};
+pub use saehd::{AeBatch, Saehd, StepLosses, StepTimings};

@@ -258,6 +258,20 @@ impl AeBatch {
     }
 }
 
+/// Wall time of the phases of one training step, in milliseconds (host clock; on GPU
+/// backends a phase may include queued work of the previous one).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct StepTimings {
+    /// Generator forward and loss.
+    pub forward_ms: f64,
+    /// Generator backward.
+    pub backward_ms: f64,
+    /// Generator optimizer update.
+    pub update_ms: f64,
+    /// Both discriminator steps (0 when disabled).
+    pub discriminators_ms: f64,
+}
+
 /// Losses of one training step (batch means, as DFL displays them).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StepLosses {
@@ -269,6 +283,8 @@ pub struct StepLosses {
     pub d_code: Option<f32>,
     /// GAN discriminator loss, when it trained this step.
     pub d_gan: Option<f32>,
+    /// Where the time went.
+    pub timings: StepTimings,
 }
 
 /// Predictions for preview images (computed from the unwarped targets, as DFL does).
@@ -814,6 +830,8 @@ impl Saehd {
             (0.0, 0.0)
         };
         let gan_power = if saehd { o.effective_gan_power() } else { 0.0 };
+        let clock = std::time::Instant::now();
+        let elapsed_ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
 
         let (mut target_src, mut target_dst) = (batch.target_src.clone(), batch.target_dst.clone());
         if o.blur_out_mask && saehd {
@@ -954,17 +972,27 @@ impl Saehd {
                 "loss is not finite (src {src_mean}, dst {dst_mean}); weights left unchanged"
             )));
         }
+        let mut timings = StepTimings {
+            forward_ms: elapsed_ms(clock),
+            ..StepTimings::default()
+        };
+        let clock = std::time::Instant::now();
         let grads = g_loss.sum().backward();
         drop(f);
+        timings.backward_ms = elapsed_ms(clock);
+        let clock = std::time::Instant::now();
         if let Some(nets) = self.nets.take() {
             self.nets = Some(self.g_opt.step(nets, grads));
         }
+        timings.update_ms = elapsed_ms(clock);
+        let clock = std::time::Instant::now();
 
         let mut losses = StepLosses {
             src: src_mean,
             dst: dst_mean,
             d_code: None,
             d_gan: None,
+            timings,
         };
         if let (Some((code_src, code_dst)), false) = (code_pair, o.pretrain)
             && let Some((d, mut opt)) = self.code_d.take()
@@ -989,6 +1017,7 @@ impl Saehd {
             let d = opt.step(d, grads);
             self.gan_d = Some((d, opt));
         }
+        losses.timings.discriminators_ms = elapsed_ms(clock);
         self.iteration += 1;
         self.loss_history.push([src_mean, dst_mean]);
         Ok(losses)

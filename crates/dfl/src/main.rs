@@ -4,6 +4,7 @@
 //! options, draw progress, turn library errors into one clear line.
 
 mod bench;
+mod model;
 mod progress;
 mod workspace;
 
@@ -30,6 +31,9 @@ enum Command {
     /// Step 1: create or clear a DFL workspace folder.
     #[command(subcommand)]
     Workspace(workspace::WorkspaceCmd),
+    /// Describe model architectures (parameter counts per part).
+    #[command(subcommand)]
+    Model(model::ModelCmd),
     /// Measure dfl-rs against reference implementations timed in the same run.
     Bench(bench::BenchArgs),
 }
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Workspace(cmd) => workspace::run(cmd),
+        Command::Model(cmd) => model::run(cmd),
         Command::Bench(args) => bench::run(args, &ui),
     };
     match result {

@@ -5,6 +5,8 @@
 //! the printed ratio is meaningful on whatever machine runs it. Speed targets live here, never
 //! in timed tests.
 
+mod nn;
+
 use crate::progress::Ui;
 use anyhow::{Result, bail};
 use clap::Args;
@@ -87,7 +89,7 @@ type Group = fn(&Ctx, &Ui) -> Result<Vec<Figure>>;
 
 /// Every bench group, in pipeline order.
 fn groups() -> Vec<(&'static str, Group)> {
-    vec![]
+    vec![("nn", nn::run)]
 }
 
 /// Median wall time of `runs` calls of `f` (after one warm-up call).
