@@ -937,7 +937,7 @@ impl Saehd {
         // True face: the code discriminator judges the src code (its weights are not
         // trained by this loss).
         let code_pair = if let Some((d, _)) = &self.code_d {
-            let frozen = d.clone().no_grad();
+            let frozen = d.valid();
             g_loss = g_loss
                 + bce_with_logits(frozen.forward(f.code_src.clone()), 1.0) * o.true_face_power;
             Some((f.code_src.clone().detach(), f.code_dst.clone().detach()))
@@ -948,7 +948,7 @@ impl Saehd {
         // GAN: the patch discriminator judges the (masked) src reconstruction.
         let gan_pair = match (&self.gan_d, gan_power > 0.0) {
             (Some((d, _)), true) => {
-                let frozen = d.clone().no_grad();
+                let frozen = d.valid();
                 let (c, u) = frozen.forward(ps.clone());
                 g_loss = g_loss + (bce_with_logits(c, 1.0) + bce_with_logits(u, 1.0)) * gan_power;
                 if masked {
@@ -1072,6 +1072,16 @@ impl Saehd {
         requested: Option<&SaehdOptions>,
     ) -> Result<Self> {
         let ckpt = dir.load_latest()?;
+        Self::from_checkpoint(ckpt, spec, requested, ModelClass::Saehd)
+    }
+
+    /// Builds a SAEHD model from an already-read checkpoint generation (see
+    /// [`CheckpointDir::load_generation`]); [`Self::load`] is this on the newest one.
+    pub fn from_loaded(
+        ckpt: LoadedCheckpoint,
+        spec: DeviceSpec,
+        requested: Option<&SaehdOptions>,
+    ) -> Result<Self> {
         Self::from_checkpoint(ckpt, spec, requested, ModelClass::Saehd)
     }
 

@@ -5,7 +5,7 @@ use dfl_nn::archs::AeDims;
 use dfl_nn::optim::{OptimConfig, OptimizerKind};
 use dfl_nn::options::SaehdOptions;
 use dfl_nn::store::{NamedTensor, collect_params, read_safetensors};
-use dfl_nn::{AeBatch, DeviceSpec, Quick96, Saehd};
+use dfl_nn::{AeBatch, CheckpointDir, DeviceSpec, Quick96, Saehd};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -69,6 +69,214 @@ fn tiny_df_overfits_a_fixed_batch() {
         "loss only fell from {start} to {last} in {steps} steps"
     );
     assert_eq!(m.loss_history().len(), steps);
+}
+
+// ------------------------------------------------------------------------------------------
+// Checkpoints
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dfl-nn-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn nets_values(m: &Saehd) -> BTreeMap<String, NamedTensor> {
+    let mut out = BTreeMap::new();
+    collect_params(m.nets().unwrap(), "", &mut out);
+    out
+}
+
+/// Save, load, and keep training: the loaded model continues exactly like the original
+/// (weights, optimizer state, counters, loss history, discriminators).
+#[test]
+fn checkpoint_roundtrip_continues_identically() {
+    let dir = temp_dir("roundtrip");
+    let ckpt = CheckpointDir::new(&dir, 2);
+    let opts = SaehdOptions {
+        gan_power: 0.1,
+        gan_patch_size: 7,
+        true_face_power: 0.2,
+        face_style_power: 5.0,
+        bg_style_power: 5.0,
+        eyes_mouth_prio: true,
+        clipgrad: true,
+        ..tiny("df-ud", 32)
+    };
+    let mut a = Saehd::new(opts.clone(), DeviceSpec::Cpu, 3).unwrap();
+    assert_eq!(a.has_discriminators(), (true, true));
+    let batch = dfl_nn::synthetic::batch(2, 32, 4, &Device::flex());
+    for _ in 0..2 {
+        let l = a.train_step(&batch).unwrap();
+        assert!(l.d_code.is_some() && l.d_gan.is_some());
+    }
+    a.save(&ckpt).unwrap();
+    let mut b = Saehd::load(&ckpt, DeviceSpec::Cpu, Some(&opts)).unwrap();
+    assert_eq!(b.iteration(), 2);
+    assert_eq!(b.loss_history(), a.loss_history());
+    assert_eq!(nets_values(&a), nets_values(&b));
+    let la = a.train_step(&batch).unwrap();
+    let lb = b.train_step(&batch).unwrap();
+    assert_eq!(
+        (la.src, la.dst, la.d_code, la.d_gan),
+        (lb.src, lb.dst, lb.d_code, lb.d_gan)
+    );
+    assert_eq!(nets_values(&a), nets_values(&b));
+    // Rotation keeps 1 + 2 generations.
+    for _ in 0..4 {
+        b.save(&ckpt).unwrap();
+    }
+    assert_eq!(ckpt.complete_generations().unwrap().len(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn checkpoint_refuses_other_architecture() {
+    let dir = temp_dir("mismatch");
+    let ckpt = CheckpointDir::new(&dir, 1);
+    let opts = tiny("liae-ud", 32);
+    Saehd::new(opts.clone(), DeviceSpec::Cpu, 1)
+        .unwrap()
+        .save(&ckpt)
+        .unwrap();
+    let other = SaehdOptions {
+        d_dims: 24,
+        ..opts.clone()
+    };
+    let e = Saehd::load(&ckpt, DeviceSpec::Cpu, Some(&other))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("d_dims") && e.contains("16") && e.contains("24"),
+        "{e}"
+    );
+    let other = SaehdOptions {
+        archi: "df-ud".parse().unwrap(),
+        ..opts.clone()
+    };
+    let e = Saehd::load(&ckpt, DeviceSpec::Cpu, Some(&other))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("archi") && e.contains("liae-ud"), "{e}");
+    // Changeable options are applied on load.
+    let changed = SaehdOptions {
+        random_warp: false,
+        ..opts.clone()
+    };
+    let m = Saehd::load(&ckpt, DeviceSpec::Cpu, Some(&changed)).unwrap();
+    assert!(!m.options().random_warp);
+    // A Quick96 loader refuses a SAEHD checkpoint.
+    let e = Quick96::load(&ckpt, DeviceSpec::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SAEHD") || e.contains("Saehd"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Child half of the crash test: trains a small model and saves three times after every step,
+/// forever (until the parent kills it), so that most of its time is spent saving. Does
+/// nothing unless `DFL_NN_CRASH_DIR` is set.
+#[test]
+#[ignore = "child process of checkpoint_survives_sigkill"]
+fn crash_child_saves_forever() {
+    let Ok(dir) = std::env::var("DFL_NN_CRASH_DIR") else {
+        return;
+    };
+    let ckpt = CheckpointDir::new(&dir, 2);
+    let opts = crash_options();
+    let mut m = match Saehd::load(&ckpt, DeviceSpec::Cpu, Some(&opts)) {
+        Ok(m) => m,
+        Err(_) => Saehd::new(opts, DeviceSpec::Cpu, 9).unwrap(),
+    };
+    let batch = dfl_nn::synthetic::batch(1, 32, 1, &Device::flex());
+    loop {
+        m.train_step(&batch).unwrap();
+        for _ in 0..3 {
+            m.save(&ckpt).unwrap();
+        }
+    }
+}
+
+/// A small model (about 1 MB of weights, 3 MB of checkpoint), quick to load and train.
+fn crash_options() -> SaehdOptions {
+    tiny("df", 32)
+}
+
+/// SIGKILL at random moments during repeated saves, 50 times: every time the newest complete
+/// checkpoint loads, every complete generation parses fully, and iterations only grow.
+#[test]
+fn checkpoint_survives_sigkill() {
+    use rand::{RngExt, SeedableRng};
+    let dir = temp_dir("crash");
+    let exe = std::env::current_exe().unwrap();
+    let ckpt = CheckpointDir::new(&dir, 2);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut last_iter = 0u64;
+    let mut kills_after_first_save = 0;
+    let mut killed_mid_save = 0usize;
+    let partials = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".partial"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for round in 0..50 {
+        let before = partials(&dir);
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_child_saves_forever",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("DFL_NN_CRASH_DIR", &dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Let the first child reach a first save; then kill anywhere.
+        let wait_ms = if round == 0 {
+            3000
+        } else {
+            rng.random_range(50..700)
+        };
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+        // A `.partial` folder that did not exist before this round: the kill hit a save.
+        let after = partials(&dir);
+        killed_mid_save += usize::from(after.iter().any(|p| !before.contains(p)));
+        let gens = ckpt.complete_generations().unwrap();
+        if gens.is_empty() {
+            assert_eq!(round, 0, "no complete checkpoint after round {round}");
+            continue;
+        }
+        kills_after_first_save += 1;
+        let m = Saehd::load(&ckpt, DeviceSpec::Cpu, Some(&crash_options()))
+            .unwrap_or_else(|e| panic!("round {round}: newest checkpoint does not load: {e}"));
+        assert!(
+            m.iteration() >= last_iter,
+            "round {round}: iteration went back"
+        );
+        last_iter = m.iteration();
+        for g in &gens {
+            let l = CheckpointDir::load_generation(g)
+                .unwrap_or_else(|e| panic!("round {round}: {} does not parse: {e}", g.display()));
+            Saehd::from_loaded(l, DeviceSpec::Cpu, None).unwrap();
+        }
+    }
+    eprintln!("crash test: {killed_mid_save} of 50 kills landed inside a save");
+    // The kills must hit saves often enough for the test to mean something.
+    assert!(
+        killed_mid_save >= 5,
+        "only {killed_mid_save} kills landed inside a save"
+    );
+    assert!(kills_after_first_save >= 49, "{kills_after_first_save}");
+    assert!(last_iter > 0);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ------------------------------------------------------------------------------------------
