@@ -19,6 +19,7 @@ pub mod quick96;
 pub mod saehd;
 pub mod store;
 pub mod synthetic;
+pub mod xseg_model;
 
 pub use device::DeviceSpec;
 pub use error::{NnError, Result};

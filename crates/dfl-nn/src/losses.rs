@@ -258,6 +258,13 @@ pub fn bce_with_logits(logits: Tensor<4>, target: f32) -> Tensor<1> {
     mean_per_sample(l)
 }
 
+/// Like [`bce_with_logits`] with a target map (XSeg's masks) instead of a constant.
+pub fn bce_with_logits_map(logits: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
+    let l = logits.clone().clamp_min(0.0) - logits.clone() * target
+        + (logits.abs().neg().exp() + 1.0).log();
+    mean_per_sample(l)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

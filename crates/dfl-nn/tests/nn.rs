@@ -71,6 +71,109 @@ fn tiny_df_overfits_a_fixed_batch() {
     assert_eq!(m.loss_history().len(), steps);
 }
 
+/// Every archi variant, LIAE with inter_AB frozen, and all optional loss terms run a step
+/// with finite losses, and the discriminators train.
+#[test]
+fn every_variant_and_loss_term_trains() {
+    let batch = dfl_nn::synthetic::batch(2, 32, 2, &Device::flex());
+    for archi in ["df-c", "liae-t", "df-udtc", "liae-udtc"] {
+        let mut m = Saehd::new(tiny(archi, 32), DeviceSpec::Cpu, 1).unwrap();
+        let l = m.train_step(&batch).unwrap();
+        assert!(l.src.is_finite() && l.dst.is_finite(), "{archi}");
+    }
+    let opts = SaehdOptions {
+        random_warp: false,
+        blur_out_mask: true,
+        masked_training: false,
+        face_type: dfl_nn::options::FaceType::WholeFace,
+        gan_power: 1.0,
+        gan_patch_size: 8,
+        face_style_power: 10.0,
+        bg_style_power: 10.0,
+        eyes_mouth_prio: true,
+        lr_dropout: dfl_nn::options::LrDropout::Y,
+        adabelief: false,
+        ..tiny("liae-ud", 32)
+    };
+    let mut m = Saehd::new(opts, DeviceSpec::Cpu, 1).unwrap();
+    let ab_before = {
+        let mut v = BTreeMap::new();
+        collect_params(m.nets().unwrap().inter_AB.as_ref().unwrap(), "", &mut v);
+        v
+    };
+    for _ in 0..2 {
+        let l = m.train_step(&batch).unwrap();
+        assert!(l.src.is_finite() && l.d_gan.is_some() && l.d_code.is_none());
+    }
+    let mut ab_after = BTreeMap::new();
+    collect_params(
+        m.nets().unwrap().inter_AB.as_ref().unwrap(),
+        "",
+        &mut ab_after,
+    );
+    assert_eq!(
+        ab_before, ab_after,
+        "inter_AB must stay frozen without random warp"
+    );
+    let (face, prd, dst) = m.predict(batch.target_dst.clone()).unwrap();
+    assert_eq!(
+        (face.dims(), prd.dims(), dst.dims()),
+        ([2, 3, 32, 32], [2, 1, 32, 32], [2, 1, 32, 32])
+    );
+    // Wrong shapes are errors, not panics.
+    assert!(
+        m.predict(Tensor::zeros([1, 3, 16, 16], &Device::flex()))
+            .is_err()
+    );
+    let mut bad = batch.clone();
+    bad.target_srcm = Tensor::zeros([2, 3, 32, 32], &Device::flex());
+    assert!(
+        m.train_step(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("target_srcm")
+    );
+}
+
+#[test]
+fn xseg_trains_extracts_and_roundtrips() {
+    use dfl_nn::xseg_model::{XSegModel, XSegOptions};
+    let dev = Device::flex();
+    let mut m = XSegModel::new(XSegOptions::default(), DeviceSpec::Cpu, 1).unwrap();
+    assert_eq!(m.num_params(), 17_569_317);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    let (_, mask, _) = dfl_nn::synthetic::face(256, &mut rng);
+    let images = xseg_image(&dev);
+    let masks = Tensor::<4>::from_data(TensorData::new(mask, [1, 1, 256, 256]), &dev);
+    let l0 = m.train_step(images.clone(), masks.clone()).unwrap();
+    assert!(l0.is_finite() && l0 > 0.0);
+    let out = values(m.extract(images.clone()).unwrap());
+    assert_eq!(out.len(), 256 * 256);
+    assert!(out.iter().all(|v| *v == 0.0 || (0.1..=1.0).contains(v)));
+    let dir = temp_dir("xseg");
+    let ck = CheckpointDir::new(&dir, 0);
+    m.save(&ck).unwrap();
+    let back = XSegModel::load(&ck, DeviceSpec::Cpu).unwrap();
+    assert_eq!(back.iteration(), 1);
+    assert_eq!(values(back.extract(images.clone()).unwrap()), out);
+    // Pretrain mode: grayscale reconstruction with zeroed skips.
+    m.set_options(XSegOptions {
+        pretrain: true,
+        ..XSegOptions::default()
+    })
+    .unwrap();
+    let gray = images.mean_dim(1);
+    assert!(m.train_step(xseg_image(&dev), gray).unwrap().is_finite());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The synthetic face of seed 3 at XSeg's 256 px.
+fn xseg_image(dev: &Device) -> Tensor<4> {
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    let (img, _, _) = dfl_nn::synthetic::face(256, &mut rng);
+    Tensor::from_data(TensorData::new(img, [1, 3, 256, 256]), dev)
+}
+
 // ------------------------------------------------------------------------------------------
 // Checkpoints
 
