@@ -294,23 +294,27 @@ class Nets(nn.Module):
             self.inter_B = Inter(enc_out, ae, ae * 2, ldr, opts, act)
             self.decoder = Decoder(ae * 4, d, m, opts, act)
 
-    def forward(self, ws, wd):
-        """Returns dict of pred_src_src(+m), pred_dst_dst(+m), pred_src_dst(+m)."""
+    def forward(self, ws, wd, src_dst=True):
+        """Returns dict of pred_src_src(+m), pred_dst_dst(+m) and, with `src_dst`,
+        pred_src_dst(+m) (the training loss does not need it, so DFL's graph never runs it)."""
+        out = {}
         if self.kind == "df":
             cs = self.inter(self.encoder(ws))
             cd = self.inter(self.encoder(wd))
             ss, ssm = self.decoder_src(cs)
             dd, ddm = self.decoder_dst(cd)
-            sd, sdm = self.decoder_src(cd)
+            if src_dst:
+                out["pred_src_dst"], out["pred_src_dstm"] = self.decoder_src(cd)
         else:
             es, ed = self.encoder(ws), self.encoder(wd)
             sab = self.inter_AB(es)
             dab, db = self.inter_AB(ed), self.inter_B(ed)
             ss, ssm = self.decoder(torch.cat([sab, sab], 1))
             dd, ddm = self.decoder(torch.cat([db, dab], 1))
-            sd, sdm = self.decoder(torch.cat([dab, dab], 1))
-        return dict(pred_src_src=ss, pred_src_srcm=ssm, pred_dst_dst=dd, pred_dst_dstm=ddm,
-                    pred_src_dst=sd, pred_src_dstm=sdm)
+            if src_dst:
+                out["pred_src_dst"], out["pred_src_dstm"] = self.decoder(torch.cat([dab, dab], 1))
+        out.update(pred_src_src=ss, pred_src_srcm=ssm, pred_dst_dst=dd, pred_dst_dstm=ddm)
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -362,8 +366,8 @@ def side_loss(t, p, res, mask, pmask, em=None, tgt=None, pred=None):
     return l + 10 * torch.mean((mask - pmask) ** 2, dim=(1, 2, 3))
 
 
-def g_losses(nets, batch, res, saturate, eyes_mouth):
-    o = nets(batch["warped_src"], batch["warped_dst"])
+def g_losses(nets, batch, res, saturate, eyes_mouth, src_dst=False):
+    o = nets(batch["warped_src"], batch["warped_dst"], src_dst)
     blur = max(1, res // 32)
 
     def lmask(m):
@@ -395,24 +399,31 @@ class DflOptim:
 
     @torch.no_grad()
     def step(self):
+        """One update with PyTorch's multi-tensor (`_foreach_*`) kernels, as its own
+        optimizers do."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        scale = 1.0
         if self.clipnorm > 0:
             norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
             if norm >= self.clipnorm:
-                scale = self.clipnorm / norm
+                grads = torch._foreach_mul(grads, self.clipnorm / norm)
         lr = self.lr
         if self.lr_cos:
             lr = lr * (math.cos(self.iters * (2 * 3.1415926535 / self.lr_cos)) + 1.0) / 2.0
-        for p, g, a, b in zip(self.params, grads, self.s1, self.s2):
-            g = g * scale
-            if self.kind == "adabelief":
-                a.mul_(0.9).add_(g * 0.1)
-                b.mul_(0.999).add_((g - a) ** 2 * 0.001)
-                p.add_(-lr * a / (torch.sqrt(b) + self.eps))
-            else:
-                a.mul_(0.9).add_(g * g * 0.1)
-                p.add_(-lr * g / (torch.sqrt(a) + self.eps))
+        if self.kind == "adabelief":
+            torch._foreach_mul_(self.s1, 0.9)
+            torch._foreach_add_(self.s1, grads, alpha=0.1)
+            d = torch._foreach_sub(grads, self.s1)
+            torch._foreach_mul_(self.s2, 0.999)
+            torch._foreach_addcmul_(self.s2, d, d, value=0.001)
+            den = torch._foreach_sqrt(self.s2)
+            torch._foreach_add_(den, self.eps)
+            torch._foreach_addcdiv_(self.params, self.s1, den, value=-lr)
+        else:
+            torch._foreach_mul_(self.s1, 0.9)
+            torch._foreach_addcmul_(self.s1, grads, grads, value=0.1)
+            den = torch._foreach_sqrt(self.s1)
+            torch._foreach_add_(den, self.eps)
+            torch._foreach_addcdiv_(self.params, grads, den, value=-lr)
         self.iters += 1
 
     def zero_grad(self):
@@ -485,7 +496,7 @@ def export_parity(out_dir, archi, res, dims, opt_kind, lr, saturate, eyes_mouth,
     nets, batch = build(archi, res, dims, seed)
     tensors = {"w." + k: v.clone() for k, v in nets.state_dict().items()}
     tensors.update({"in." + k: v.clone() for k, v in batch.items()})
-    o, src, dst = g_losses(nets, batch, res, saturate, eyes_mouth)
+    o, src, dst = g_losses(nets, batch, res, saturate, eyes_mouth, src_dst=True)
     tensors.update({"out." + k: v.detach().clone() for k, v in o.items()})
     tensors["loss.src"] = src.detach().clone()
     tensors["loss.dst"] = dst.detach().clone()
@@ -542,6 +553,7 @@ def bench(args):
     """Median over `steps` of one SAEHD training step (AdaBelief, masked, no extras) and of
     its phases: forward + loss, backward, optimizer update."""
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # as TensorFlow (DFL's engine) does on CPU
     torch.manual_seed(0)
     res = args.resolution
     nets = Nets(args.archi, res, args.ae_dims, args.e_dims, args.d_dims, args.d_mask_dims)
