@@ -108,7 +108,8 @@ pub struct DflOptimizer {
 
 /// Gradients of one step, taken out of burn's [`Gradients`] by parameter.
 enum Grad {
-    Host(Vec<f32>),
+    /// `f32` values, read in place.
+    Host(TensorData),
     Device(Tensor<1>),
 }
 
@@ -130,7 +131,7 @@ impl ModuleVisitor for GradCollector<'_> {
         if let Some(g) = param.val().grad_remove(self.grads) {
             let n = g.shape().num_elements();
             let g = if self.host {
-                Grad::Host(to_host(g).data)
+                Grad::Host(g.inner().into_data().convert::<f32>())
             } else {
                 Grad::Device(g.reshape([n]))
             };
@@ -165,6 +166,11 @@ impl ModuleMapper for Updater<'_> {
         let updated: Tensor<D> = match (slot, grad) {
             (Slot::Host { first, second, .. }, Grad::Host(g)) => {
                 let mut w = to_host(tensor).data;
+                let g: std::borrow::Cow<[f32]> = match g.as_slice::<f32>() {
+                    Ok(s) => std::borrow::Cow::Borrowed(s),
+                    Err(_) => std::borrow::Cow::Owned(g.iter::<f32>().collect()),
+                };
+                debug_assert_eq!(g.len(), w.len());
                 host_update(
                     kind, &mut w, &g, first, second, self.lr, self.scale, mask_p, seed,
                 );
@@ -226,6 +232,9 @@ fn zero_slot(
 /// Chunk size of the fused host loop (one RNG stream per chunk for LR dropout).
 const CHUNK: usize = 1 << 15;
 
+/// One fused pass over a tensor: state update and weight update. Without LR dropout the
+/// inner loops are branch-free so they vectorise; with it, each chunk draws its Bernoulli
+/// mask from its own seeded stream (deterministic for a seed, whatever the thread count).
 #[allow(clippy::too_many_arguments)]
 fn host_update(
     kind: OptimizerKind,
@@ -239,49 +248,68 @@ fn host_update(
     seed: u64,
 ) {
     let dropout = mask_p < 1.0;
+    let chunk_rng =
+        |ci: usize| SmallRng::seed_from_u64(seed ^ (ci as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     match kind {
         OptimizerKind::AdaBelief => {
             let (b1, b2) = (ADABELIEF_BETA1, ADABELIEF_BETA2);
+            let step = move |g: f32, m: &mut f32, v: &mut f32| -> f32 {
+                let gi = g * scale;
+                let mi = b1 * *m + (1.0 - b1) * gi;
+                let d = gi - mi;
+                let vi = b2 * *v + (1.0 - b2) * d * d;
+                *m = mi;
+                *v = vi;
+                -lr * mi / (vi.sqrt() + EPSILON)
+            };
             w.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
                 .zip(first.par_chunks_mut(CHUNK))
                 .zip(second.par_chunks_mut(CHUNK))
                 .enumerate()
                 .for_each(|(ci, (((w, g), m), v))| {
-                    let mut rng = SmallRng::seed_from_u64(
-                        seed ^ (ci as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                    );
-                    for i in 0..w.len() {
-                        let gi = g[i] * scale;
-                        let mi = b1 * m[i] + (1.0 - b1) * gi;
-                        let d = gi - mi;
-                        let vi = b2 * v[i] + (1.0 - b2) * d * d;
-                        m[i] = mi;
-                        v[i] = vi;
-                        let step = -lr * mi / (vi.sqrt() + EPSILON);
-                        if !dropout || rng.random::<f32>() < mask_p {
-                            w[i] += step;
+                    let it = w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
+                    if dropout {
+                        let mut rng = chunk_rng(ci);
+                        for (((w, g), m), v) in it {
+                            let d = step(*g, m, v);
+                            if rng.random::<f32>() < mask_p {
+                                *w += d;
+                            }
+                        }
+                    } else {
+                        for (((w, g), m), v) in it {
+                            let d = step(*g, m, v);
+                            *w += d;
                         }
                     }
                 });
         }
         OptimizerKind::RmsProp => {
             let rho = RMSPROP_RHO;
+            let step = move |g: f32, a: &mut f32| -> f32 {
+                let gi = g * scale;
+                let ai = rho * *a + (1.0 - rho) * gi * gi;
+                *a = ai;
+                -lr * gi / (ai.sqrt() + EPSILON)
+            };
             w.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
                 .zip(first.par_chunks_mut(CHUNK))
                 .enumerate()
                 .for_each(|(ci, ((w, g), a))| {
-                    let mut rng = SmallRng::seed_from_u64(
-                        seed ^ (ci as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                    );
-                    for i in 0..w.len() {
-                        let gi = g[i] * scale;
-                        let ai = rho * a[i] + (1.0 - rho) * gi * gi;
-                        a[i] = ai;
-                        let step = -lr * gi / (ai.sqrt() + EPSILON);
-                        if !dropout || rng.random::<f32>() < mask_p {
-                            w[i] += step;
+                    let it = w.iter_mut().zip(g).zip(a.iter_mut());
+                    if dropout {
+                        let mut rng = chunk_rng(ci);
+                        for ((w, g), a) in it {
+                            let d = step(*g, a);
+                            if rng.random::<f32>() < mask_p {
+                                *w += d;
+                            }
+                        }
+                    } else {
+                        for ((w, g), a) in it {
+                            *w += step(*g, a);
                         }
                     }
                 });
@@ -534,8 +562,10 @@ fn global_norm<'a>(grads: impl Iterator<Item = &'a Grad>) -> f64 {
     let mut device_sum: Option<Tensor<1>> = None;
     for g in grads {
         match g {
-            Grad::Host(v) => {
-                total += v
+            Grad::Host(d) => {
+                total += d
+                    .as_slice::<f32>()
+                    .unwrap_or(&[])
                     .par_chunks(CHUNK)
                     .map(|c| c.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>())
                     .sum::<f64>();

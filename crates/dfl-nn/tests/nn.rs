@@ -567,9 +567,20 @@ fn parity_with_pytorch_optimizers() {
 #[ignore = "profiling driver"]
 fn profile_full_size_step() {
     let archi = std::env::var("PROFILE_ARCHI").unwrap_or_else(|_| "liae-ud".into());
-    let res: usize = std::env::var("PROFILE_RES").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
-    let b: usize = std::env::var("PROFILE_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
-    let opts = SaehdOptions { archi: archi.parse().unwrap(), resolution: res, gan_patch_size: res / 8, ..SaehdOptions::default() };
+    let res: usize = std::env::var("PROFILE_RES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128);
+    let b: usize = std::env::var("PROFILE_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let opts = SaehdOptions {
+        archi: archi.parse().unwrap(),
+        resolution: res,
+        gan_patch_size: res / 8,
+        ..SaehdOptions::default()
+    };
     let mut m = Saehd::new(opts, DeviceSpec::Cpu, 0).unwrap();
     let batch = dfl_nn::synthetic::batch(b, res, 1, &Device::flex());
     for i in 0..3 {
@@ -579,32 +590,58 @@ fn profile_full_size_step() {
     }
 }
 
-/// Profiling driver (not a test): one 3x3 conv layer forward / forward+backward.
+/// Profiling driver (not a test): one 3x3 conv layer: forward, input grad, weight grad.
 #[test]
 #[ignore = "profiling driver"]
 fn profile_conv_layer() {
     use burn::tensor::Distribution;
-    use burn::tensor::module::conv2d;
-    use burn::tensor::ops::ConvOptions;
-    let dev = Device::flex().autodiff();
-    for (b, c, o, hw) in [(8, 128, 512, 32), (8, 256, 256, 32), (8, 64, 64, 128), (8, 512, 2048, 8)] {
-        let x: Tensor<4> = Tensor::random([b, c, hw, hw], Distribution::Default, &dev).require_grad();
-        let w: Tensor<4> = Tensor::random([o, c, 3, 3], Distribution::Default, &dev).require_grad();
-        let run = |bwd: bool| {
-            let t = std::time::Instant::now();
-            let y = conv2d(x.clone(), w.clone(), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
-            if bwd {
-                let g = y.sum().backward();
-                let _ = w.grad(&g);
-            } else {
-                let _ = y.sum().into_scalar::<f32>();
-            }
-            t.elapsed().as_secs_f64() * 1000.0
+    use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+    let dev = Device::flex();
+    for (b, c, o, hw) in [
+        (8, 128, 512, 32),
+        (8, 256, 256, 32),
+        (8, 64, 64, 128),
+        (8, 512, 2048, 8),
+        (8, 128, 12, 64),
+    ] {
+        let x: Tensor<4> = Tensor::random([b, c, hw, hw], Distribution::Default, &dev);
+        let w: Tensor<4> = Tensor::random([o, c, 3, 3], Distribution::Default, &dev);
+        let gy: Tensor<4> = Tensor::random([b, o, hw, hw], Distribution::Default, &dev);
+        let opt = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let time = |f: &dyn Fn() -> f32| {
+            f();
+            (0..3)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .fold(f64::MAX, f64::min)
         };
-        run(true);
-        let f = (0..3).map(|_| run(false)).fold(f64::MAX, f64::min);
-        let fb = (0..3).map(|_| run(true)).fold(f64::MAX, f64::min);
-        let gflop = 2.0 * (b * o * hw * hw * c * 9) as f64 / 1e9;
-        eprintln!("conv b{b} {c}->{o} {hw}x{hw}: fwd {f:.0} ms ({:.1} GFLOPS), fwd+bwd {fb:.0} ms ({:.1} GFLOPS)", gflop / f * 1e3, 3.0 * gflop / fb * 1e3);
+        let fwd = time(&|| {
+            conv2d(x.clone(), w.clone(), None, opt.clone())
+                .slice([0..1, 0..1, 0..1, 0..1])
+                .into_scalar()
+        });
+        let xg = time(&|| {
+            conv_transpose2d(
+                gy.clone(),
+                w.clone(),
+                None,
+                ConvTransposeOptions::new([1, 1], [1, 1], [0, 0], [1, 1], 1),
+            )
+            .slice([0..1, 0..1, 0..1, 0..1])
+            .into_scalar()
+        });
+        let wg = time(&|| {
+            conv2d_weight_backward(x.clone(), w.clone(), gy.clone(), opt.clone())
+                .slice([0..1, 0..1, 0..1, 0..1])
+                .into_scalar()
+        });
+        let gf = 2.0 * (b * o * hw * hw * c * 9) as f64 / 1e9;
+        eprintln!(
+            "conv b{b} {c}->{o} {hw}x{hw} ({gf:.1} GFLOP): fwd {fwd:.0} ms, x-grad {xg:.0} ms, w-grad {wg:.0} ms"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! (`tools/reference/nn_reference.py bench`) timed in the same run with the same thread
 //! count; plus the phase breakdown (forward+loss, backward, update) of one configuration.
 //!
+//! Each figure is the fastest of 3 steps after a warm-up step, on both sides.
 //! The reference needs a Python with torch: `DFL_TORCH_PYTHON` (default `python3`). Without
 //! it the group still prints our figures. `DFL_NN_THREADS` sets the thread count (default 2).
 
@@ -63,12 +64,13 @@ fn torch_step(
     serde_json::from_str(text.lines().last()?).ok()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+/// The fastest of the runs: on a shared machine the figure least disturbed by other load
+/// (the reference script reports its minimum too).
+fn best(v: Vec<f64>) -> f64 {
+    v.into_iter().fold(f64::NAN, f64::min)
 }
 
-/// Median step time and median phase times of our SAEHD step.
+/// Fastest step time and fastest phase times of our SAEHD step.
 fn our_step(archi: &str, res: usize, batch: usize, steps: usize) -> Result<(f64, StepTimings)> {
     let options = SaehdOptions {
         archi: archi.parse()?,
@@ -88,9 +90,9 @@ fn our_step(archi: &str, res: usize, batch: usize, steps: usize) -> Result<(f64,
         totals.push(t.elapsed().as_secs_f64() * 1000.0);
         phases.push(l.timings);
     }
-    let pick = |f: fn(&StepTimings) -> f64| median(phases.iter().map(f).collect());
+    let pick = |f: fn(&StepTimings) -> f64| best(phases.iter().map(f).collect());
     Ok((
-        median(totals),
+        best(totals),
         StepTimings {
             forward_ms: pick(|t| t.forward_ms),
             backward_ms: pick(|t| t.backward_ms),
