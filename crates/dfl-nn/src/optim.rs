@@ -584,3 +584,139 @@ fn global_norm<'a>(grads: impl Iterator<Item = &'a Grad>) -> f64 {
     }
     total.sqrt()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{Dense, Init};
+    use burn::tensor::Device;
+
+    fn dense(seed: u64) -> Dense {
+        let dev = Device::flex().autodiff();
+        let mut rng = StdRng::seed_from_u64(seed);
+        Dense::new(
+            &mut Init {
+                rng: &mut rng,
+                device: &dev,
+            },
+            64,
+            48,
+        )
+    }
+
+    fn grads_of(d: &Dense) -> Gradients {
+        let dev = Device::flex().autodiff();
+        let x = Tensor::<2>::from_data(
+            TensorData::new((0..128).map(|i| (i as f32 * 0.37).sin()).collect(), [2, 64]),
+            &dev,
+        );
+        d.forward(x).square().sum().backward()
+    }
+
+    fn values(d: &Dense) -> Vec<f32> {
+        to_host(d.weight.val()).data
+    }
+
+    /// The fused host loop and the tensor-op path give the same weights over several steps,
+    /// for both rules and with clipping and a cosine cycle.
+    #[test]
+    fn host_and_device_paths_agree() {
+        for kind in [OptimizerKind::AdaBelief, OptimizerKind::RmsProp] {
+            let cfg = OptimConfig {
+                clipnorm: 0.5,
+                lr_cos: 7,
+                ..OptimConfig::new(kind, 1e-2)
+            };
+            let (mut a, mut b) = (dense(1), dense(1));
+            let mut oa = DflOptimizer::new(cfg, &a, true, 0);
+            let mut ob = DflOptimizer::new(cfg, &b, false, 0);
+            for _ in 0..4 {
+                let ga = grads_of(&a);
+                a = oa.step(a, ga);
+                let gb = grads_of(&b);
+                b = ob.step(b, gb);
+            }
+            let (va, vb) = (values(&a), values(&b));
+            let d = va
+                .iter()
+                .zip(&vb)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(d < 1e-6, "{kind:?}: {d}");
+            assert_ne!(va, values(&dense(1)), "weights must move");
+            assert_eq!(oa.iters(), 4);
+        }
+    }
+
+    /// LR dropout updates about `p` of the weights each step, on both paths.
+    #[test]
+    fn lr_dropout_updates_a_fraction() {
+        for host in [true, false] {
+            let cfg = OptimConfig {
+                lr_dropout: 0.3,
+                ..OptimConfig::new(OptimizerKind::RmsProp, 1e-3)
+            };
+            let a = dense(2);
+            let before = values(&a);
+            let mut o = DflOptimizer::new(cfg, &a, host, 5);
+            let g = grads_of(&a);
+            let a = o.step(a, g);
+            let after = values(&a);
+            let moved = before.iter().zip(&after).filter(|(x, y)| x != y).count();
+            let frac = moved as f64 / before.len() as f64;
+            assert!((0.25..0.35).contains(&frac), "host {host}: {frac}");
+        }
+    }
+
+    #[test]
+    fn cosine_cycle_follows_dfl_formula() {
+        let c = OptimConfig {
+            lr_cos: 500,
+            ..OptimConfig::new(OptimizerKind::AdaBelief, 5e-5)
+        };
+        assert_eq!(c.lr_at(0), 5e-5);
+        assert!((c.lr_at(250) - 0.0).abs() < 1e-12);
+        assert!((c.lr_at(125) - 2.5e-5).abs() < 1e-9);
+        assert_eq!(c.lr_at(500), c.lr_at(0));
+        assert_eq!(
+            OptimConfig::new(OptimizerKind::RmsProp, 1e-4).lr_at(123),
+            1e-4
+        );
+    }
+
+    #[test]
+    fn state_roundtrips_and_rejects_wrong_rule() {
+        let a = dense(3);
+        let mut o = DflOptimizer::new(
+            OptimConfig::new(OptimizerKind::AdaBelief, 1e-3),
+            &a,
+            true,
+            0,
+        );
+        let g = grads_of(&a);
+        let a = o.step(a, g);
+        let saved = o.state_tensors();
+        assert_eq!(saved.len(), 4); // ms/vs for weight and bias
+        let mut fresh = DflOptimizer::new(*o.config(), &a, true, 0);
+        fresh
+            .load_state(
+                saved.clone().into_iter().collect(),
+                o.iters(),
+                std::path::Path::new("x"),
+            )
+            .unwrap();
+        assert_eq!(fresh.state_tensors(), saved);
+        assert_eq!(fresh.iters(), 1);
+        let mut rms =
+            DflOptimizer::new(OptimConfig::new(OptimizerKind::RmsProp, 1e-3), &a, true, 0);
+        let e = rms
+            .load_state(
+                saved.into_iter().collect(),
+                1,
+                std::path::Path::new("opt.safetensors"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("acc.") && e.contains("opt.safetensors"), "{e}");
+    }
+}
