@@ -412,7 +412,7 @@ mod tests {
         let y: Vec<f32> = ones
             .forward(Tensor::ones([1, 1, 4, 4], &dev))
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(y, vec![4.0, 6.0, 6.0, 9.0]);
     }

@@ -72,13 +72,17 @@ impl OptimConfig {
         if self.lr_cos == 0 {
             return self.lr;
         }
-        let phase = iters as f64 * (2.0 * 3.1415926535 / self.lr_cos as f64);
+        // DFL's literal pi (10 digits), not f64::consts::PI: matches its schedule exactly.
+        #[allow(clippy::approx_constant)]
+        const DFL_PI: f64 = 3.1415926535;
+        let phase = iters as f64 * (2.0 * DFL_PI / self.lr_cos as f64);
         (self.lr as f64 * (phase.cos() + 1.0) / 2.0) as f32
     }
 }
 
 /// Optimizer state of one parameter, flattened.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one slot per parameter; boxing buys nothing here
 enum Slot {
     /// Host vectors (fused path): `m`/`acc` and, for AdaBelief, `v`.
     Host {

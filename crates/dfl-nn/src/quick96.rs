@@ -80,7 +80,7 @@ impl Quick96 {
     /// Whether DFL would train iteration `iteration` (0-based count of completed steps)
     /// on the previous batch, un-warped, instead of a new one.
     pub fn reuses_previous_batch(iteration: u64) -> bool {
-        iteration % 3 == 0
+        iteration.is_multiple_of(3)
     }
 
     /// One training step on exactly `batch` (see the module docs for the reuse rule).

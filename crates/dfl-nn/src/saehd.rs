@@ -595,7 +595,7 @@ impl Saehd {
                 3,
                 o.gan_dims,
             );
-            if o.resolution % d.total_stride() != 0 {
+            if !o.resolution.is_multiple_of(d.total_stride()) {
                 return Err(NnError::option(
                     "gan_patch_size",
                     format!(

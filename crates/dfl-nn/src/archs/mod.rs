@@ -210,7 +210,7 @@ impl AeDims {
     /// rounding anything silently.
     pub fn validate(&self) -> Result<()> {
         let step = if self.archi.opts.d { 32 } else { 16 };
-        if !(64..=640).contains(&self.resolution) || self.resolution % step != 0 {
+        if !(64..=640).contains(&self.resolution) || !self.resolution.is_multiple_of(step) {
             return Err(NnError::option(
                 "resolution",
                 format!(
@@ -222,7 +222,7 @@ impl AeDims {
             ));
         }
         let check = |name: &'static str, v: usize, lo: usize, hi: usize, even: bool| {
-            if !(lo..=hi).contains(&v) || (even && v % 2 != 0) {
+            if !(lo..=hi).contains(&v) || (even && !v.is_multiple_of(2)) {
                 Err(NnError::option(
                     name,
                     format!(
@@ -246,7 +246,7 @@ impl AeDims {
     /// experiments use this for tiny nets; user input goes through [`Self::validate`].
     pub fn check_buildable(&self) -> Result<()> {
         let step = if self.archi.opts.d { 32 } else { 16 };
-        if self.resolution == 0 || self.resolution % step != 0 {
+        if self.resolution == 0 || !self.resolution.is_multiple_of(step) {
             return Err(NnError::option(
                 "resolution",
                 format!(

@@ -1,17 +1,18 @@
 //! Bench group `nn`: one SAEHD training step (forward + loss + backward + AdaBelief update) for
 //! DF-UD and LIAE-UD at 96 and 128 px, batch 4 and 8, next to the PyTorch reference
 //! (`tools/reference/nn_reference.py bench`) timed in the same run with the same thread
-//! count; plus the phase breakdown (forward+loss, backward, update) of one configuration.
+//! count; plus the phase breakdown (forward+loss, backward, update) of one configuration,
+//! merge-time prediction throughput and checkpoint save/load times (no reference).
 //!
 //! Each figure is the fastest of 3 steps after a warm-up step, on both sides.
 //! The reference needs a Python with torch: `DFL_TORCH_PYTHON` (default `python3`). Without
 //! it the group still prints our figures. `DFL_NN_THREADS` sets the thread count (default 2).
 
-use super::{Better, Ctx, Figure};
+use super::{Better, Ctx, Figure, median_time};
 use crate::progress::Ui;
 use anyhow::{Context, Result};
 use dfl_nn::options::SaehdOptions;
-use dfl_nn::{DeviceSpec, Saehd, StepTimings};
+use dfl_nn::{CheckpointDir, DeviceSpec, Saehd, StepTimings};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::process::Command;
@@ -139,8 +140,8 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
             unit: "ms",
             ours: ms,
             better: Better::Lower,
+            goal: reference.as_ref().map(|_| 1.0),
             reference,
-            goal: Some(1.0),
         });
         // Phase breakdown for the first configuration.
         if i == 0 {
@@ -175,5 +176,77 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
         dfl_core::Progress::inc(&progress, 1);
     }
     dfl_core::Progress::finish(&progress);
+    let (archi, res) = configs
+        .last()
+        .map(|c| (c.0, c.1))
+        .unwrap_or(("liae-ud", 128));
+    figures.extend(pool.install(|| predict_and_checkpoint(ctx, archi, res))?);
     Ok(figures)
+}
+
+/// Merge-time prediction throughput (batch 8) and checkpoint save/load of a fresh model.
+fn predict_and_checkpoint(ctx: &Ctx, archi: &str, res: usize) -> Result<Vec<Figure>> {
+    let options = SaehdOptions {
+        archi: archi.parse()?,
+        resolution: res,
+        gan_patch_size: res / 8,
+        ..SaehdOptions::default()
+    };
+    let model = Saehd::new(options.clone(), DeviceSpec::Cpu, 0)?;
+    let faces = dfl_nn::synthetic::batch(8, res, 2, &burn::tensor::Device::flex()).target_dst;
+    let runs = if ctx.quick { 1 } else { 3 };
+    let t = median_time(runs, || {
+        let (face, _, _) = model.predict(faces.clone())?;
+        let _: f32 = face.slice([0..1, 0..1, 0..1, 0..1]).into_scalar();
+        Ok(())
+    })?;
+    let dir = CheckpointDir::new(ctx.scratch.join("nn-checkpoint"), 0);
+    let save = median_time(runs, || {
+        model.save(&dir)?;
+        Ok(())
+    })?;
+    let load = median_time(runs, || {
+        Saehd::load(&dir, DeviceSpec::Cpu, Some(&options))?;
+        Ok(())
+    })?;
+    let size: u64 = dir
+        .complete_generations()?
+        .first()
+        .and_then(|g| std::fs::read_dir(g).ok())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let mb = size as f64 / 1e6;
+    let plain = |name: String, unit: &'static str, ours: f64, better: Better| Figure {
+        name,
+        unit,
+        ours,
+        better,
+        reference: None,
+        goal: None,
+    };
+    Ok(vec![
+        plain(
+            format!("SAEHD {archi} {res}px predict (merge), batch 8"),
+            "faces/s",
+            8.0 / t.as_secs_f64(),
+            Better::Higher,
+        ),
+        plain(
+            format!("SAEHD {archi} {res}px checkpoint save ({mb:.0} MB, fsync)"),
+            "ms",
+            save.as_secs_f64() * 1000.0,
+            Better::Lower,
+        ),
+        plain(
+            format!("SAEHD {archi} {res}px checkpoint load"),
+            "ms",
+            load.as_secs_f64() * 1000.0,
+            Better::Lower,
+        ),
+    ])
 }
