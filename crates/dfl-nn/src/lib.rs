@@ -6,6 +6,8 @@
 //! over burn's run-time dispatched [`burn::tensor::Tensor`], so the same code trains on the
 //! `flex` CPU backend and on the GPU backends a build enables ([`device::DeviceSpec`]).
 
+#![warn(missing_docs)]
+
 pub mod archs;
 pub mod checkpoint;
 pub mod device;

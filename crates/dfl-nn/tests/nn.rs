@@ -135,6 +135,59 @@ fn every_variant_and_loss_term_trains() {
     );
 }
 
+/// DFL's override rules: leaving pretrain resets the counter and re-initialises the inter
+/// (encoder kept); arch options cannot change; the discriminators follow the options.
+#[test]
+fn option_changes_follow_dfl() {
+    let batch = dfl_nn::synthetic::batch(2, 32, 2, &Device::flex());
+    let opts = SaehdOptions {
+        pretrain: true,
+        true_face_power: 0.1,
+        ..tiny("df", 32)
+    };
+    let mut m = Saehd::new(opts.clone(), DeviceSpec::Cpu, 1).unwrap();
+    let l = m.train_step(&batch).unwrap();
+    assert!(
+        l.d_code.is_none(),
+        "the code discriminator does not train in pretrain"
+    );
+    let part = |m: &Saehd, name: &str| {
+        let mut v = BTreeMap::new();
+        match name {
+            "encoder" => collect_params(&m.nets().unwrap().encoder, "", &mut v),
+            _ => collect_params(m.nets().unwrap().inter.as_ref().unwrap(), "", &mut v),
+        }
+        v
+    };
+    let (enc, inter) = (part(&m, "encoder"), part(&m, "inter"));
+    m.set_options(SaehdOptions {
+        pretrain: false,
+        ..opts.clone()
+    })
+    .unwrap();
+    assert_eq!(m.iteration(), 0);
+    assert_eq!(part(&m, "encoder"), enc);
+    assert_ne!(part(&m, "inter"), inter);
+    assert!(m.train_step(&batch).unwrap().d_code.is_some());
+    let e = m
+        .set_options(SaehdOptions {
+            ae_dims: 64,
+            ..opts.clone()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ae_dims"), "{e}");
+    m.set_options(SaehdOptions {
+        pretrain: false,
+        true_face_power: 0.0,
+        gan_power: 0.5,
+        gan_patch_size: 8,
+        ..opts
+    })
+    .unwrap();
+    assert_eq!(m.has_discriminators(), (false, true));
+}
+
 #[test]
 fn xseg_trains_extracts_and_roundtrips() {
     use dfl_nn::xseg_model::{XSegModel, XSegOptions};
