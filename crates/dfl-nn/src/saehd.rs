@@ -419,30 +419,26 @@ struct Forward {
     src_dst: Option<Pred>,
 }
 
-fn split3(x: Tensor<4>, b: usize, parts: usize) -> Vec<Tensor<4>> {
-    (0..parts).map(|i| x.clone().narrow(0, i * b, b)).collect()
+/// Sample block `i` (of size `b`) of a batch-concatenated tensor.
+fn block(x: &Tensor<4>, i: usize, b: usize) -> Tensor<4> {
+    x.clone().narrow(0, i * b, b)
 }
 
 impl Forward {
     fn run(nets: &SaehdNets, ws: Tensor<4>, wd: Tensor<4>, need_src_dst: bool) -> Result<Self> {
         let b = ws.dims()[0];
         let codes = nets.encoder.forward(Tensor::cat(vec![ws, wd], 0));
-        let pick = |v: &[Tensor<4>], i: usize| {
-            v.get(i)
-                .cloned()
-                .ok_or_else(|| NnError::Batch("split".into()))
-        };
         match nets.wiring()? {
             Wiring::Df { inter, src, dst } => {
                 let z = inter.forward(codes);
-                let code_src = z.clone().narrow(0, 0, b);
-                let code_dst = z.clone().narrow(0, b, b);
+                let code_src = block(&z, 0, b);
+                let code_dst = block(&z, 1, b);
                 let (src_src, src_dst) = if need_src_dst {
+                    // decoder_src decodes [code_src; code_dst] in one call.
                     let (img, mask) = src.forward(z);
-                    let (i, m) = (split3(img, b, 2), split3(mask, b, 2));
                     (
-                        (pick(&i, 0)?, pick(&m, 0)?),
-                        Some((pick(&i, 1)?, pick(&m, 1)?)),
+                        (block(&img, 0, b), block(&mask, 0, b)),
+                        Some((block(&img, 1, b), block(&mask, 1, b))),
                     )
                 } else {
                     (src.forward(code_src.clone()), None)
@@ -464,8 +460,8 @@ impl Forward {
             } => {
                 let zab = ab.forward(codes.clone());
                 let zb = inter_b.forward(codes.narrow(0, b, b));
-                let ab_s = zab.clone().narrow(0, 0, b);
-                let ab_d = zab.narrow(0, b, b);
+                let ab_s = block(&zab, 0, b);
+                let ab_d = block(&zab, 1, b);
                 let code_src = Tensor::cat(vec![ab_s.clone(), ab_s], 1);
                 let code_dst = Tensor::cat(vec![zb, ab_d.clone()], 1);
                 let code_src_dst = Tensor::cat(vec![ab_d.clone(), ab_d], 1);
@@ -473,20 +469,15 @@ impl Forward {
                 if need_src_dst {
                     all.push(code_src_dst.clone());
                 }
-                let n = all.len();
+                // The one decoder decodes [code_src; code_dst; (code_src_dst)] in one call.
                 let (img, mask) = dec.forward(Tensor::cat(all, 0));
-                let (i, m) = (split3(img, b, n), split3(mask, b, n));
                 Ok(Forward {
                     code_src,
                     code_dst,
                     swap_code: code_src_dst,
-                    src_src: (pick(&i, 0)?, pick(&m, 0)?),
-                    dst_dst: (pick(&i, 1)?, pick(&m, 1)?),
-                    src_dst: if need_src_dst {
-                        Some((pick(&i, 2)?, pick(&m, 2)?))
-                    } else {
-                        None
-                    },
+                    src_src: (block(&img, 0, b), block(&mask, 0, b)),
+                    dst_dst: (block(&img, 1, b), block(&mask, 1, b)),
+                    src_dst: need_src_dst.then(|| (block(&img, 2, b), block(&mask, 2, b))),
                 })
             }
         }
