@@ -12,6 +12,7 @@ pub mod archs;
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod host;
 pub mod info;
 pub mod layers;
 pub mod losses;
