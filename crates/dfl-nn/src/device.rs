@@ -11,9 +11,10 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A device named by the user, parsed from `--device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceSpec {
     /// burn's pure-Rust `flex` CPU backend (rayon + SIMD); always available.
+    #[default]
     Cpu,
     /// NVIDIA GPU number N (feature `cuda`).
     Cuda(usize),
@@ -90,12 +91,6 @@ impl DeviceSpec {
     }
 }
 
-impl Default for DeviceSpec {
-    fn default() -> Self {
-        DeviceSpec::Cpu
-    }
-}
-
 impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -135,9 +130,10 @@ impl FromStr for DeviceSpec {
             "rocm" | "hip" => Ok(DeviceSpec::Rocm(idx)),
             "vulkan" => Ok(DeviceSpec::Vulkan(idx)),
             "wgpu" => Ok(DeviceSpec::Wgpu(idx)),
-            _ => Err(bad(format!(
+            _ => Err(bad(
                 "unknown device (expected one of cpu, cuda:N, rocm:N, vulkan:N, metal, wgpu:N)"
-            ))),
+                    .to_string(),
+            )),
         }
     }
 }

@@ -367,11 +367,17 @@ mod tests {
     fn depth_to_space_uses_dcr_order() {
         // C_out = 1, so input channel (dy*2 + dx) goes to sub-pixel (dy, dx).
         let x = t4(vec![1.0, 2.0, 3.0, 4.0], [1, 4, 1, 1]);
-        let y: Vec<f32> = depth_to_space(x, 2).into_data().to_vec().unwrap();
+        let y: Vec<f32> = depth_to_space(x, 2)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(y, vec![1.0, 2.0, 3.0, 4.0]);
         // C_out = 2: channel index = (dy*2+dx)*2 + c.
         let x = t4((0..8).map(|v| v as f32).collect(), [1, 8, 1, 1]);
-        let y: Vec<f32> = depth_to_space(x, 2).into_data().to_vec().unwrap();
+        let y: Vec<f32> = depth_to_space(x, 2)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         // out[c=0] = [in0, in2; in4, in6], out[c=1] = [in1, in3; in5, in7]
         assert_eq!(y, vec![0.0, 2.0, 4.0, 6.0, 1.0, 3.0, 5.0, 7.0]);
     }
@@ -406,7 +412,7 @@ mod tests {
         let y: Vec<f32> = ones
             .forward(Tensor::ones([1, 1, 4, 4], &dev))
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(y, vec![4.0, 6.0, 6.0, 9.0]);
     }
@@ -423,7 +429,7 @@ mod tests {
         };
         let y = t.forward(Tensor::ones([1, 1, 2, 2], &dev));
         assert_eq!(y.dims(), [1, 1, 4, 4]);
-        let v: Vec<f32> = y.into_data().to_vec().unwrap();
+        let v: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap();
         let cov = [1.0, 1.0, 2.0, 1.0];
         for yy in 0..4 {
             for xx in 0..4 {
@@ -441,12 +447,12 @@ mod tests {
             device: &dev,
         };
         let d = Dense::new(&mut init, 100, 50);
-        let w: Vec<f32> = d.weight.val().into_data().to_vec().unwrap();
+        let w: Vec<f32> = d.weight.val().into_data().try_to_vec::<f32>().unwrap();
         let l = (6.0f32 / 150.0).sqrt();
         assert!(w.iter().all(|v| v.abs() <= l));
         assert!(w.iter().any(|v| v.abs() > 0.9 * l));
         let x = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 4.0], [1, 2]), &dev);
-        let y: Vec<f32> = pixel_norm(x).into_data().to_vec().unwrap();
+        let y: Vec<f32> = pixel_norm(x).into_data().try_to_vec::<f32>().unwrap();
         let r = (12.5f32 + 1e-6).sqrt();
         assert!((y[0] - 3.0 / r).abs() < 1e-6 && (y[1] - 4.0 / r).abs() < 1e-6);
     }

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 /// leras' blur kernel size for `sigma`: `max(3, int(4 sigma))`, made odd by adding 1.
 pub fn blur_kernel_size(sigma: f32) -> usize {
     let mut k = ((4.0 * sigma) as usize).max(3);
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         k += 1;
     }
     k
@@ -258,6 +258,13 @@ pub fn bce_with_logits(logits: Tensor<4>, target: f32) -> Tensor<1> {
     mean_per_sample(l)
 }
 
+/// Like [`bce_with_logits`] with a target map (XSeg's masks) instead of a constant.
+pub fn bce_with_logits_map(logits: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
+    let l = logits.clone().clamp_min(0.0) - logits.clone() * target
+        + (logits.abs().neg().exp() + 1.0).log();
+    mean_per_sample(l)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,12 +307,12 @@ mod tests {
         let a = rand4([1, 3, 24, 24], 3);
         let z: Vec<f32> = dssim(a.clone(), a.clone(), 11)
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         assert!(z.iter().all(|v| v.abs() < 1e-6), "{z:?}");
         let o: Vec<f32> = dssim(a.clone(), a.neg() + 1.0, 11)
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         assert!(o.iter().all(|v| *v > 0.3 && *v <= 1.0), "{o:?}");
     }
@@ -320,7 +327,10 @@ mod tests {
         assert!((k.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         // A constant image keeps its value in the interior and darkens at the edge.
         let x = Tensor::<4>::ones([1, 1, 20, 20], &Device::flex());
-        let y: Vec<f32> = gaussian_blur(x, 1.0).into_data().to_vec().unwrap();
+        let y: Vec<f32> = gaussian_blur(x, 1.0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert!((y[10 * 20 + 10] - 1.0).abs() < 1e-6);
         assert!(y[0] < 0.5);
     }
@@ -345,12 +355,12 @@ mod tests {
         let a = rand4([2, 3, 8, 8], 5);
         let s: Vec<f32> = style_loss(a.clone(), a.clone(), 0.0, 1.0)
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         assert!(s.iter().all(|v| v.abs() < 1e-9));
         let s: Vec<f32> = style_loss(a.clone(), a + 0.5, 0.0, 3.0)
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         // mean shift 0.5 on 3 channels: 3 * 0.25 * 3 / 3 = 0.75
         assert!(s.iter().all(|v| (v - 0.75).abs() < 1e-5), "{s:?}");

@@ -8,6 +8,7 @@ mod demo;
 mod eval;
 mod extract;
 mod faceset;
+mod model;
 mod progress;
 mod video;
 mod workspace;
@@ -50,6 +51,9 @@ enum Command {
     /// Run the workflow on bundled samples in a throw-away workspace (for now: the video
     /// steps on synthetic clips).
     Demo(demo::DemoArgs),
+    /// Describe model architectures (parameter counts per part).
+    #[command(subcommand)]
+    Model(model::ModelCmd),
     /// Measure dfl-rs against reference implementations timed in the same run.
     Bench(bench::BenchArgs),
 }
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Command::Eval(cmd) => eval::run(cmd),
         Command::Faceset(cmd) => faceset::run(cmd, &ui),
         Command::Demo(args) => demo::run(args, &ui),
+        Command::Model(cmd) => model::run(cmd),
         Command::Bench(args) => bench::run(args, &ui),
     };
     match result {

@@ -11,6 +11,8 @@ use crate::layers::{
 };
 use burn::module::Module;
 use burn::tensor::Tensor;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::{ConvOptions, PadMode};
 
 /// The first stage of the encoder: a 4-step DownscaleBlock (plain) or one Downscale (`t`).
 #[derive(Module, Debug)]
@@ -271,16 +273,7 @@ impl Decoder {
         }
         let rgb = match (&self.out_conv1, &self.out_conv2, &self.out_conv3) {
             (Some(c1), Some(c2), Some(c3)) => {
-                let cat = Tensor::cat(
-                    vec![
-                        self.out_conv.forward(x.clone()),
-                        c1.forward(x.clone()),
-                        c2.forward(x.clone()),
-                        c3.forward(x),
-                    ],
-                    1,
-                );
-                sig(depth_to_space(cat, 2))
+                sig(depth_to_space(d_head(&self.out_conv, [c1, c2, c3], x), 2))
             }
             _ => sig(self.out_conv.forward(x)),
         };
@@ -295,5 +288,63 @@ impl Decoder {
         }
         let mask = sig(self.out_convm.forward(m));
         (rgb, mask)
+    }
+}
+
+/// The `d` image head: `concat(out_conv(x), out_conv1(x), out_conv2(x), out_conv3(x))` as one
+/// 3x3 convolution with 12 output channels. The 1x1 kernel of `out_conv` becomes the centre
+/// tap of a zero 3x3 kernel, which with padding 1 gives the same values; one im2col of the
+/// widest map instead of four.
+pub fn d_head(out_conv: &Conv2d, convs: [&Conv2d; 3], x: Tensor<4>) -> Tensor<4> {
+    let w0 = out_conv
+        .weight
+        .val()
+        .pad([(0, 0), (0, 0), (1, 1), (1, 1)], PadMode::Constant(0.0));
+    let mut ws = vec![w0];
+    let mut bs = vec![out_conv.bias.val()];
+    for c in convs {
+        ws.push(c.weight.val());
+        bs.push(c.bias.val());
+    }
+    conv2d(
+        x,
+        Tensor::cat(ws, 0),
+        Some(Tensor::cat(bs, 0)),
+        ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+    )
+}
+
+/// `d_head` as DFL writes it: four convolutions, then the channel concat (reference path).
+pub fn d_head_reference(out_conv: &Conv2d, convs: [&Conv2d; 3], x: Tensor<4>) -> Tensor<4> {
+    let mut outs = vec![out_conv.forward(x.clone())];
+    for c in convs {
+        outs.push(c.forward(x.clone()));
+    }
+    Tensor::cat(outs, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+    use rand::SeedableRng;
+
+    #[test]
+    fn fused_d_head_matches_four_convs() {
+        let dev = Device::flex();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut init = Init {
+            rng: &mut rng,
+            device: &dev,
+        };
+        let c0 = Conv2d::same(&mut init, 8, 3, 1, 1);
+        let cs: Vec<Conv2d> = (0..3)
+            .map(|_| Conv2d::same(&mut init, 8, 3, 3, 1))
+            .collect();
+        let x = Tensor::<4>::random([2, 8, 9, 9], Distribution::Default, &dev);
+        let a = d_head(&c0, [&cs[0], &cs[1], &cs[2]], x.clone());
+        let b = d_head_reference(&c0, [&cs[0], &cs[1], &cs[2]], x);
+        let d: f32 = (a - b).abs().max().into_scalar();
+        assert!(d < 1e-5, "{d}");
     }
 }

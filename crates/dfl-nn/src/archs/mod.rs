@@ -210,7 +210,7 @@ impl AeDims {
     /// rounding anything silently.
     pub fn validate(&self) -> Result<()> {
         let step = if self.archi.opts.d { 32 } else { 16 };
-        if !(64..=640).contains(&self.resolution) || self.resolution % step != 0 {
+        if !(64..=640).contains(&self.resolution) || !self.resolution.is_multiple_of(step) {
             return Err(NnError::option(
                 "resolution",
                 format!(
@@ -222,7 +222,7 @@ impl AeDims {
             ));
         }
         let check = |name: &'static str, v: usize, lo: usize, hi: usize, even: bool| {
-            if !(lo..=hi).contains(&v) || (even && v % 2 != 0) {
+            if !(lo..=hi).contains(&v) || (even && !v.is_multiple_of(2)) {
                 Err(NnError::option(
                     name,
                     format!(
@@ -241,6 +241,33 @@ impl AeDims {
         Ok(())
     }
 
+    /// Checks only that the shapes can be built (resolution a positive multiple of 16, or
+    /// 32 with `d`; every width at least 1), without DFL's prompt ranges. Tests and
+    /// experiments use this for tiny nets; user input goes through [`Self::validate`].
+    pub fn check_buildable(&self) -> Result<()> {
+        let step = if self.archi.opts.d { 32 } else { 16 };
+        if self.resolution == 0 || !self.resolution.is_multiple_of(step) {
+            return Err(NnError::option(
+                "resolution",
+                format!(
+                    "{} is not a positive multiple of {step} for {}",
+                    self.resolution, self.archi
+                ),
+            ));
+        }
+        for (name, v) in [
+            ("ae_dims", self.ae_dims),
+            ("e_dims", self.e_dims),
+            ("d_dims", self.d_dims),
+            ("d_mask_dims", self.d_mask_dims),
+        ] {
+            if v == 0 {
+                return Err(NnError::option(name, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
     /// `lowest_dense_res`: `R/32` with `d`, else `R/16`.
     pub fn lowest_dense_res(&self) -> usize {
         if self.archi.opts.d {
@@ -250,13 +277,11 @@ impl AeDims {
         }
     }
 
-    /// Spatial size of the encoder output: `R/32` with `t`, else `R/16`.
+    /// Spatial size of the encoder output: `R` halved (rounding up, as the symmetric 5x5
+    /// stride-2 convs do) 5 times with `t`, else 4 times. `R = 112` with `t` gives 4, not 3.
     pub fn encoder_res(&self) -> usize {
-        if self.archi.opts.t {
-            self.resolution / 32
-        } else {
-            self.resolution / 16
-        }
+        let n = if self.archi.opts.t { 5 } else { 4 };
+        (0..n).fold(self.resolution, |r, _| r.div_ceil(2))
     }
 
     /// Length of the flattened encoder output `8e * encoder_res^2`.

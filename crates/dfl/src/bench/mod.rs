@@ -8,6 +8,7 @@
 mod extract;
 mod faceset;
 mod image;
+mod nn;
 mod video;
 
 use crate::progress::Ui;
@@ -97,6 +98,7 @@ fn groups() -> Vec<(&'static str, Group)> {
         ("extract", extract::run),
         ("faceset", faceset::run),
         ("image", image::run),
+        ("nn", nn::run),
     ]
 }
 
