@@ -10,6 +10,7 @@ mod extract;
 mod faceset;
 mod model;
 mod progress;
+mod train;
 mod video;
 mod workspace;
 
@@ -51,7 +52,10 @@ enum Command {
     /// Run the workflow on bundled samples in a throw-away workspace (for now: the video
     /// steps on synthetic clips).
     Demo(demo::DemoArgs),
-    /// Describe model architectures (parameter counts per part).
+    /// Step 6: train a SAEHD or Quick96 model (saves on Ctrl-C/SIGTERM, resumes).
+    #[command(subcommand)]
+    Train(train::TrainCmd),
+    /// Manage model folders (list, info, rename, delete, backup) and describe architectures.
     #[command(subcommand)]
     Model(model::ModelCmd),
     /// Measure dfl-rs against reference implementations timed in the same run.
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Command::Eval(cmd) => eval::run(cmd),
         Command::Faceset(cmd) => faceset::run(cmd, &ui),
         Command::Demo(args) => demo::run(args, &ui),
+        Command::Train(cmd) => train::run(cmd, &ui),
         Command::Model(cmd) => model::run(cmd),
         Command::Bench(args) => bench::run(args, &ui),
     };
