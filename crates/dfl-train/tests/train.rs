@@ -362,6 +362,12 @@ fn tiny_df_learns_across_a_resume() {
     assert_eq!(st.iteration, TRAIN_ITERS);
     assert_eq!(st.loss_history.len() as u64, TRAIN_ITERS);
     assert_eq!(&st.loss_history[..h1.len()], &h1[..]);
+    // The optimizer's step counter continued (its moments are loaded with it).
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(st.generation.join(dfl_nn::checkpoint::STATE_FILE)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["optimizer_iters"]["src_dst_opt"], TRAIN_ITERS);
     // No jump at the restart: the first 10 losses of run 2 against the last 10 of run 1.
     let k = h1.len();
     for side in 0..2 {

@@ -193,6 +193,7 @@ fn sigkill_never_breaks_the_model_and_sigterm_saves() {
     // A fixed pseudo-random sequence of kill delays (0.3 .. 3.3 s).
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let mut last_iteration = 0;
+    let mut loaded = 0;
     for round in 0..20 {
         x ^= x << 13;
         x ^= x >> 7;
@@ -213,8 +214,13 @@ fn sigkill_never_breaks_the_model_and_sigterm_saves() {
         assert!(m.iteration() >= last_iteration, "round {round}");
         assert_eq!(m.loss_history().len() as u64, m.iteration());
         last_iteration = m.iteration();
+        loaded += 1;
     }
-    assert!(last_iteration > 0);
+    eprintln!("{loaded} of 20 kills left a checkpoint; iteration {last_iteration}");
+    assert!(
+        loaded >= 10 && last_iteration > 0,
+        "{loaded} {last_iteration}"
+    );
 
     // SIGTERM: save and exit 0.
     let mut child = spawn();
