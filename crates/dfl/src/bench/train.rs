@@ -251,7 +251,7 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
         ours: rss_mb,
         better: Better::Lower,
         reference: Some((DFL.to_string(), DFL_SAEHD_B4_RSS_MB)),
-        goal: Some(1.0 / 3.0),
+        goal: Some(0.33),
     });
     figures.push(Figure {
         name: format!("SAEHD defaults batch 4, {n} faces: launch to 1st iteration"),
