@@ -180,18 +180,27 @@ fn rgb_to_lab_px(lut: &[[i16; 24]], r: f32, g: f32, b: f32) -> [f32; 3] {
     let wr = [16 - fr, fr];
     let wg = [16 - fg, fg];
     let wb = [16 - fb, fb];
-    let mut w = [0i32; 8];
+    // Weights are at most 16^3 = 4096 and table values at most 16384: 16-bit inputs, 32-bit
+    // products (a multiply-add pattern the compiler vectorises).
+    let mut w = [0i16; 8];
     for (corner, wc) in w.iter_mut().enumerate() {
-        *wc = wr[corner >> 2] * wg[(corner >> 1) & 1] * wb[corner & 1];
+        *wc = (wr[corner >> 2] * wg[(corner >> 1) & 1] * wb[corner & 1]) as i16;
     }
-    let mut acc = [0i32; 3];
-    for k in 0..3 {
+    let dot = |k: usize| -> i32 {
+        let v = &cell[k * 8..k * 8 + 8];
+        let mut s = 0i32;
         for corner in 0..8 {
-            acc[k] += i32::from(cell[k * 8 + corner]) * w[corner];
+            s += i32::from(v[corner]) * i32::from(w[corner]);
         }
-    }
-    let d = acc.map(|v| ((v + (1 << 11)) >> 12) as f32 / LAB_BASE);
-    [d[0] * 100.0, d[1] * 256.0 - 128.0, d[2] * 256.0 - 128.0]
+        s
+    };
+    let acc = [dot(0), dot(1), dot(2)];
+    let d = |v: i32| ((v + (1 << 11)) >> 12) as f32 / LAB_BASE;
+    [
+        d(acc[0]) * 100.0,
+        d(acc[1]) * 256.0 - 128.0,
+        d(acc[2]) * 256.0 - 128.0,
+    ]
 }
 
 /// One pixel (L, a, b) -> (R, G, B) with OpenCV's float `Lab2RGB` formulas, clipped to [0, 1].
@@ -211,11 +220,13 @@ fn lab_to_rgb_px(tab: &[[f32; 4]], l: f32, a: f32, b: f32) -> [f32; 3] {
     };
     let x = finv(a * 0.002 + fy) * WHITE_X as f32;
     let z = finv(fy - b * 0.005) * WHITE_Z as f32;
-    XYZ2RGB.map(|row| {
+    // Written out (no `array::map`, which the compiler does not inline here).
+    let ch = |row: &[f64; 3]| {
         let v = row[0] as f32 * x + row[1] as f32 * y + row[2] as f32 * z;
         let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
         linear_to_srgb(tab, v)
-    })
+    };
+    [ch(&XYZ2RGB[0]), ch(&XYZ2RGB[1]), ch(&XYZ2RGB[2])]
 }
 
 /// The float conversions of this module.

@@ -62,26 +62,46 @@ fn lab_stats(lab: &Image, mask: Option<&Image>, stats: MaskStats) -> Result<[(f6
         lab.check_same_size(op, m)?;
         m.check_finite(op)?;
     }
-    let mut sum = [0f64; 3];
-    let mut sq = [0f64; 3];
-    let mut n = 0u64;
     let mc = mask.map_or(1, Image::channels);
-    for (i, p) in lab.data().chunks_exact(3).enumerate() {
-        let keep = mask.is_none_or(|m| m.data()[i * mc] >= 0.5);
-        match (keep, stats) {
-            (true, _) => {
-                for k in 0..3 {
-                    let v = f64::from(p[k]);
-                    sum[k] += v;
-                    sq[k] += v * v;
+    // Per-chunk sums in f64, reduced in parallel: (sum[3], sum of squares[3], count).
+    const CHUNK: usize = 4096;
+    let (sum, sq, n) = lab
+        .data()
+        .par_chunks(3 * CHUNK)
+        .enumerate()
+        .map(|(ci, chunk)| {
+            let mut sum = [0f64; 3];
+            let mut sq = [0f64; 3];
+            let mut n = 0u64;
+            for (j, p) in chunk.chunks_exact(3).enumerate() {
+                let i = ci * CHUNK + j;
+                let keep = mask.is_none_or(|m| m.data()[i * mc] >= 0.5);
+                match (keep, stats) {
+                    (true, _) => {
+                        for k in 0..3 {
+                            let v = f64::from(p[k]);
+                            sum[k] += v;
+                            sq[k] += v * v;
+                        }
+                        n += 1;
+                    }
+                    // A zeroed pixel adds 0 to the sums but counts.
+                    (false, MaskStats::DflZeroed) => n += 1,
+                    (false, MaskStats::MaskedOnly) => {}
                 }
-                n += 1;
             }
-            // A zeroed pixel adds 0 to the sums but counts.
-            (false, MaskStats::DflZeroed) => n += 1,
-            (false, MaskStats::MaskedOnly) => {}
-        }
-    }
+            (sum, sq, n)
+        })
+        .reduce(
+            || ([0f64; 3], [0f64; 3], 0u64),
+            |a, b| {
+                (
+                    std::array::from_fn(|k| a.0[k] + b.0[k]),
+                    std::array::from_fn(|k| a.1[k] + b.1[k]),
+                    a.2 + b.2,
+                )
+            },
+        );
     if n == 0 {
         return Err(ImageError::EmptyMask { op });
     }
@@ -111,8 +131,8 @@ pub fn rct(
     let op = "rct";
     check3(op, target)?;
     check3(op, source)?;
-    let lab_t = bgr_to_lab(target)?;
-    let lab_s = bgr_to_lab(source)?;
+    let (lab_t, lab_s) = rayon::join(|| bgr_to_lab(target), || bgr_to_lab(source));
+    let (lab_t, lab_s) = (lab_t?, lab_s?);
     let st = lab_stats(&lab_t, target_mask, stats)?;
     let ss = lab_stats(&lab_s, source_mask, stats)?;
     let coef: [(f32, f32, f32); 3] = std::array::from_fn(|k| {
@@ -123,12 +143,14 @@ pub fn rct(
     });
     const LIMITS: [(f32, f32); 3] = [(0.0, 100.0), (-127.0, 127.0), (-127.0, 127.0)];
     let mut lab = lab_t;
-    for p in lab.data_mut().chunks_exact_mut(3) {
-        for k in 0..3 {
-            let (mt, f, ms) = coef[k];
-            p[k] = ((p[k] - mt) * f + ms).clamp(LIMITS[k].0, LIMITS[k].1);
+    lab.data_mut().par_chunks_mut(3 * 4096).for_each(|chunk| {
+        for p in chunk.chunks_exact_mut(3) {
+            for k in 0..3 {
+                let (mt, f, ms) = coef[k];
+                p[k] = ((p[k] - mt) * f + ms).clamp(LIMITS[k].0, LIMITS[k].1);
+            }
         }
-    }
+    });
     lab_to_bgr(&lab)
 }
 

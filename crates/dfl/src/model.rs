@@ -38,7 +38,7 @@ pub struct InfoArgs {
     /// Decoder dims (16..256, even).
     #[arg(long, default_value_t = 64)]
     pub d_dims: usize,
-    /// Decoder mask dims (16..256, even; DFL's default is d_dims/3 made even).
+    /// Decoder mask dims (16..256, even) [default: d_dims/3 rounded up to even, like DFL].
     #[arg(long)]
     pub d_mask_dims: Option<usize>,
     /// Print JSON (`total_params` and one entry per part) instead of a table.
