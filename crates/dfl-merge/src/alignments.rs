@@ -67,15 +67,14 @@ pub fn read_alignments(dir: &Path) -> Result<Alignments> {
     let entries: Vec<Entry> = if files.is_empty() && dir.join(PAK_NAME).is_file() {
         let pak_path = dir.join(PAK_NAME);
         let bytes = std::fs::read(&pak_path).map_err(|e| MergeError::io(&pak_path, e))?;
-        let samples =
-            read_pak(&bytes).map_err(|e| MergeError::bad(&pak_path, e.to_string()))?;
+        let samples = read_pak(&bytes).map_err(|e| MergeError::bad(&pak_path, e.to_string()))?;
         samples
             .par_iter()
             .map(|s| {
                 let origin: PathBuf = pak_path.join(&s.filename);
-                let data = bytes.get(s.range.clone()).ok_or_else(|| {
-                    MergeError::bad(&origin, "sample lies outside the pak file")
-                })?;
+                let data = bytes
+                    .get(s.range.clone())
+                    .ok_or_else(|| MergeError::bad(&origin, "sample lies outside the pak file"))?;
                 let meta =
                     read_meta_bytes(data).map_err(|e| MergeError::bad(&origin, e.to_string()))?;
                 entry(s.filename.clone(), &meta, &origin)

@@ -16,13 +16,13 @@
 use crate::alignments::{Alignments, read_alignments};
 use crate::config::{MergerConfig, Mode};
 use crate::engine::{
-    FaceResult, FaceSpec, Merged, Motion, Prediction, PreparedFace, Region, combine,
-    merge_face, prepare_face, xseg_dst_input, xseg_prd_input, xseg_to_face_size,
+    FaceResult, FaceSpec, Merged, Motion, Prediction, PreparedFace, Region, combine, merge_face,
+    prepare_face, xseg_dst_input, xseg_prd_input, xseg_to_face_size,
 };
 use crate::error::{MergeError, Result};
 use crate::frames::{
-    KEY_CHUNK, Layout, NOTE_CHUNK, as_read, bgr_to_rgb_bytes, encode_png, frame_to_bgr,
-    read_frame, stored_key, write_replacing,
+    KEY_CHUNK, Layout, NOTE_CHUNK, as_read, bgr_to_rgb_bytes, encode_png, frame_to_bgr, read_frame,
+    stored_key, write_replacing,
 };
 use crate::model::{MergeModel, XSegMasker};
 use crate::motion::motion_vectors;
@@ -168,8 +168,8 @@ fn frame_key(
         "frame": [file_name(path), meta.len().to_string(), mtime.to_string()],
         "mask": with_mask,
     });
-    let text = serde_json::to_vec(&value)
-        .map_err(|e| MergeError::Invalid(format!("resume key: {e}")))?;
+    let text =
+        serde_json::to_vec(&value).map_err(|e| MergeError::Invalid(format!("resume key: {e}")))?;
     Ok(Sha256::digest(&text)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -237,9 +237,15 @@ pub fn merge_folder(
     } else {
         None
     };
-    let (base, base_origin) = match (&opts.config, session.as_ref().and_then(|s| s.default.clone())) {
+    let (base, base_origin) = match (
+        &opts.config,
+        session.as_ref().and_then(|s| s.default.clone()),
+    ) {
         (Some((c, origin)), _) => (c.clone(), origin.clone()),
-        (None, Some(c)) => (c, MergerSession::path_in(&opts.output).display().to_string()),
+        (None, Some(c)) => (
+            c,
+            MergerSession::path_in(&opts.output).display().to_string(),
+        ),
         (None, None) => (MergerConfig::default(), "the default config".to_string()),
     };
     base.validate().map_err(|source| MergeError::Config {
@@ -265,7 +271,12 @@ pub fn merge_folder(
             None => &base,
         }
     };
-    let with_faces = |p: &PathBuf| align.frames.get(&file_stem(p)).is_some_and(|f| !f.is_empty());
+    let with_faces = |p: &PathBuf| {
+        align
+            .frames
+            .get(&file_stem(p))
+            .is_some_and(|f| !f.is_empty())
+    };
     if xseg.is_none()
         && let Some(p) = frames
             .iter()
@@ -314,7 +325,10 @@ pub fn merge_folder(
             seed: seed_for(&file_name(path)),
             key,
             out: opts.output.join(format!("{stem}.png")),
-            mask: opts.mask_output.as_ref().map(|d| d.join(format!("{stem}.png"))),
+            mask: opts
+                .mask_output
+                .as_ref()
+                .map(|d| d.join(format!("{stem}.png"))),
         });
     }
 
@@ -386,7 +400,8 @@ pub fn merge_folder(
     progress.start("merge frames", Some(todo.len() as u64));
     let result = (|| -> Result<()> {
         for group in todo.chunks(chunk) {
-            let (merged, copied, faces) = run_chunk(model, xseg, group, spec, opts.batch, progress)?;
+            let (merged, copied, faces) =
+                run_chunk(model, xseg, group, spec, opts.batch, progress)?;
             counts.merged += merged;
             counts.copied += copied;
             counts.faces += faces;
@@ -568,7 +583,14 @@ fn finish(
         Loaded::RawEmpty => {
             let r = spec.resolution;
             let zeros = vec![0u8; r * r];
-            write(r, r, Layout::Rgb, &vec![0u8; r * r * 3], Some(&zeros), copied_note)?;
+            write(
+                r,
+                r,
+                Layout::Rgb,
+                &vec![0u8; r * r * 3],
+                Some(&zeros),
+                copied_note,
+            )?;
             Ok((0, 1, 0))
         }
         Loaded::Copy(img) => {

@@ -516,7 +516,9 @@ mod tests {
         assert_eq!(p.mask_mode, MaskMode::Dst);
         assert_eq!(p.blur_mask_modifier, 50);
         assert_eq!(p.color_transfer_mode, ColorTransfer::Rct);
-        let e = MergerConfig::from_toml("erode = 3\n").unwrap_err().to_string();
+        let e = MergerConfig::from_toml("erode = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("erode"), "{e}");
         let e = MergerConfig::from_toml("mask_mode = 12\n")
             .unwrap_err()
@@ -554,8 +556,18 @@ mod tests {
     fn defaults_match_dfl() {
         let d = MergerConfig::default();
         assert_eq!(
-            (d.mode, d.mask_mode, d.color_transfer_mode, d.hist_match_threshold),
-            (Mode::Overlay, MaskMode::LearnedPrdDst, ColorTransfer::Rct, 238)
+            (
+                d.mode,
+                d.mask_mode,
+                d.color_transfer_mode,
+                d.hist_match_threshold
+            ),
+            (
+                Mode::Overlay,
+                MaskMode::LearnedPrdDst,
+                ColorTransfer::Rct,
+                238
+            )
         );
         let p = MergerConfig::prompt_defaults();
         assert_eq!(

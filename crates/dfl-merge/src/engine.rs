@@ -21,8 +21,8 @@
 //!   source lies outside the face square (what "transparent" means), which matters only when
 //!   `output_face_scale < 0` grows the mask beyond that square.
 //! - `raw-rgb`'s warped all-ones mask is clipped to [0, 1] (bicubic overshoots at its edge).
-//! - XSeg masks resized to the face size are clipped to [0, 1] (DFL leaves the bicubic
-//!   overshoot, which wraps around in raw-predict's 8-bit mask).
+//! - XSeg masks resized to the face size, and raw modes' working mask, are clipped to [0, 1]
+//!   (DFL leaves the bicubic overshoot, which wraps around in raw-predict's 8-bit mask).
 
 use crate::config::{ColorTransfer, MaskMode, MergerConfig, Mode};
 use crate::error::{MergeError, Result};
@@ -30,8 +30,8 @@ use dfl_geom::{FaceType, Pt};
 use dfl_image::{
     Affine, Border, Image, Interp, MaskStats, SotParams, StructuringElement, apply_mask,
     bicubic_degrade, blursharpen, clone_center, color_degrade, denoise, dilate, erode,
-    gaussian_blur, hist_match, idt, invert_affine, lct, linear_motion_blur, mix, mkl, rct,
-    resize, seamless_clone, sot, warp_affine, warp_affine_inverse,
+    gaussian_blur, hist_match, idt, invert_affine, lct, linear_motion_blur, mix, mkl, rct, resize,
+    seamless_clone, sot, warp_affine, warp_affine_inverse,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -214,7 +214,12 @@ fn face_roi(mats: &[(&Affine, usize)], w: usize, h: usize) -> Result<Roi> {
     for (m, s) in mats {
         let inv = invert_affine(m)?;
         let s = *s as f64;
-        for (u, v) in [(-3.0, -3.0), (s + 3.0, -3.0), (s + 3.0, s + 3.0), (-3.0, s + 3.0)] {
+        for (u, v) in [
+            (-3.0, -3.0),
+            (s + 3.0, -3.0),
+            (s + 3.0, s + 3.0),
+            (-3.0, s + 3.0),
+        ] {
             let px = inv[0][0] * u + inv[0][1] * v + inv[0][2];
             let py = inv[1][0] * u + inv[1][1] * v + inv[1][2];
             x0 = x0.min(px);
@@ -539,22 +544,16 @@ pub fn merge_face(
     let m_mask_r = shifted(&m_mask, roi.x, roi.y);
 
     // Steps 6-7: working mask, noise floor, to the 4R mask space.
-    let mut wm = working_mask(
-        cfg.mask_mode,
-        pred,
-        &f_roi,
-        roi,
-        fw,
-        fh,
-        prep,
-        &m_face,
-        r,
-    )?;
+    let mut wm = working_mask(cfg.mask_mode, pred, &f_roi, roi, fw, fh, prep, &m_face, r)?;
     if sub != out {
         wm = resize(&wm, sub, sub, Interp::Cubic)?;
     }
     // Step 8: erode / blur (not in raw modes).
-    if !cfg.mode.is_raw() {
+    if cfg.mode.is_raw() {
+        // DFL leaves the bicubic overshoot of the two resizes in raw modes, and raw-predict's
+        // 8-bit mask then wraps around; clipped here.
+        wm.clip(0.0, 1.0);
+    } else {
         wm = process_mask(wm, r, cfg.erode_mask_modifier, cfg.blur_mask_modifier)?;
     }
     // Step 9: frame mask.
@@ -572,6 +571,9 @@ pub fn merge_face(
     });
     if sub != out {
         wm = resize(&wm, out, out, Interp::Cubic)?;
+        if cfg.mode.is_raw() {
+            wm.clip(0.0, 1.0);
+        }
     }
     let mut face_area = wm.clone();
     face_area.map_inplace(|v| if v > 0.0 { 1.0 } else { 0.0 });

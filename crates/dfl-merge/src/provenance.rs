@@ -4,8 +4,8 @@
 //! video's own manifest and sets the container comment from its presence.
 
 use crate::config::MergerConfig;
-use crate::model::ModelInfo;
 use crate::error::{MergeError, Result};
+use crate::model::ModelInfo;
 use serde::Serialize;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};

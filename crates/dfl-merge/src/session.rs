@@ -68,9 +68,8 @@ impl MergerSession {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(MergeError::io(&path, e)),
         };
-        let s: MergerSession = serde_json::from_slice(&bytes).map_err(|e| {
-            MergeError::bad(&path, format!("not a valid merger session: {e}"))
-        })?;
+        let s: MergerSession = serde_json::from_slice(&bytes)
+            .map_err(|e| MergeError::bad(&path, format!("not a valid merger session: {e}")))?;
         if s.format != SESSION_FORMAT || s.version != SESSION_VERSION {
             return Err(MergeError::bad(
                 &path,
