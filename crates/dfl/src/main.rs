@@ -8,6 +8,7 @@ mod demo;
 mod eval;
 mod extract;
 mod faceset;
+mod merge;
 mod model;
 mod progress;
 mod video;
@@ -48,6 +49,8 @@ enum Command {
     /// names, resize, debug pictures).
     #[command(subcommand)]
     Faceset(faceset::FacesetCmd),
+    /// Step 7: merge the learned face into every dst frame (PNG frames, masks, provenance).
+    Merge(merge::MergeArgs),
     /// Run the workflow on bundled samples in a throw-away workspace (for now: the video
     /// steps on synthetic clips).
     Demo(demo::DemoArgs),
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         Command::Extract(args) => extract::run(args, &ui),
         Command::Eval(cmd) => eval::run(cmd),
         Command::Faceset(cmd) => faceset::run(cmd, &ui),
+        Command::Merge(args) => merge::run(args, &ui),
         Command::Demo(args) => demo::run(args, &ui),
         Command::Model(cmd) => model::run(cmd),
         Command::Bench(args) => bench::run(args, &ui),
