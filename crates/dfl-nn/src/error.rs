@@ -59,6 +59,15 @@ pub enum NnError {
     /// A batch handed to a model has the wrong shape.
     #[error("batch: {0}")]
     Batch(String),
+    /// A training step produced a NaN or infinite loss; the weights were left unchanged, so
+    /// a trainer can recover (reload the last checkpoint, lower the learning rate).
+    #[error("loss is not finite (src {src}, dst {dst}); weights left unchanged")]
+    NonFiniteLoss {
+        /// Mean src loss of the step.
+        src: f32,
+        /// Mean dst loss of the step.
+        dst: f32,
+    },
 }
 
 /// Result alias of dfl-nn.

@@ -7,7 +7,7 @@
 //! trainer both halves of that rule.
 
 use crate::archs::AeDims;
-use crate::checkpoint::CheckpointDir;
+use crate::checkpoint::{CheckpointDir, LoadedCheckpoint};
 use crate::device::DeviceSpec;
 use crate::error::Result;
 use crate::options::{FaceType, LrDropout, SaehdOptions};
@@ -120,7 +120,12 @@ impl Quick96 {
 
     /// Loads the newest complete Quick96 checkpoint of `dir`.
     pub fn load(dir: &CheckpointDir, spec: DeviceSpec) -> Result<Self> {
-        let ckpt = dir.load_latest()?;
+        Self::from_loaded(dir.load_latest()?, spec)
+    }
+
+    /// Builds a Quick96 model from an already-read checkpoint generation (an older
+    /// generation, when the newest one is unusable).
+    pub fn from_loaded(ckpt: LoadedCheckpoint, spec: DeviceSpec) -> Result<Self> {
         Ok(Quick96 {
             inner: Saehd::from_checkpoint(ckpt, spec, None, ModelClass::Quick96)?,
         })

@@ -681,7 +681,9 @@ impl Saehd {
             || self.options.gan_dims != new.gan_dims;
         self.options = new;
         if leaving_pretrain {
+            // DFL's `set_iter(0)` also cuts the loss history to the new counter.
             self.iteration = 0;
+            self.loss_history.clear();
             self.reinit_inters()?;
         }
         let cfg = Self::g_config(self.class, &self.options);
@@ -715,6 +717,11 @@ impl Saehd {
                 Err(e)
             }
         }
+    }
+
+    /// The generator optimizer's settings in effect (learning rate, LR dropout, clipnorm).
+    pub fn optimizer_config(&self) -> OptimConfig {
+        *self.g_opt.config()
     }
 
     /// Overrides the generator optimizer settings that the options imply (SAEHD: lr 5e-5…).
@@ -959,9 +966,10 @@ impl Saehd {
         let src_mean: f32 = src_loss.detach().mean().into_scalar();
         let dst_mean: f32 = dst_loss.detach().mean().into_scalar();
         if !src_mean.is_finite() || !dst_mean.is_finite() {
-            return Err(NnError::Batch(format!(
-                "loss is not finite (src {src_mean}, dst {dst_mean}); weights left unchanged"
-            )));
+            return Err(NnError::NonFiniteLoss {
+                src: src_mean,
+                dst: dst_mean,
+            });
         }
         let mut timings = StepTimings {
             forward_ms: elapsed_ms(clock),

@@ -11,6 +11,7 @@ mod faceset;
 mod merge;
 mod model;
 mod progress;
+mod train;
 mod video;
 mod workspace;
 
@@ -54,7 +55,10 @@ enum Command {
     /// Run the workflow on bundled samples in a throw-away workspace (for now: the video
     /// steps on synthetic clips).
     Demo(demo::DemoArgs),
-    /// Describe model architectures (parameter counts per part).
+    /// Step 6: train a SAEHD or Quick96 model (saves on Ctrl-C/SIGTERM, resumes).
+    #[command(subcommand)]
+    Train(train::TrainCmd),
+    /// Manage model folders (list, info, rename, delete, backup) and describe architectures.
     #[command(subcommand)]
     Model(model::ModelCmd),
     /// Measure dfl-rs against reference implementations timed in the same run.
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Faceset(cmd) => faceset::run(cmd, &ui),
         Command::Merge(args) => merge::run(args, &ui),
         Command::Demo(args) => demo::run(args, &ui),
+        Command::Train(cmd) => train::run(cmd, &ui),
         Command::Model(cmd) => model::run(cmd),
         Command::Bench(args) => bench::run(args, &ui),
     };
