@@ -166,7 +166,10 @@ fn option_changes_follow_dfl() {
     })
     .unwrap();
     assert_eq!(m.iteration(), 0);
-    assert!(m.loss_history().is_empty(), "DFL's set_iter(0) cuts the history");
+    assert!(
+        m.loss_history().is_empty(),
+        "DFL's set_iter(0) cuts the history"
+    );
     assert_eq!(part(&m, "encoder"), enc);
     assert_ne!(part(&m, "inter"), inter);
     assert!(m.train_step(&batch).unwrap().d_code.is_some());

@@ -135,8 +135,9 @@ fn meta_sample(name: String, meta: &FaceMeta, w: u32, h: u32, loc: Location) -> 
 /// The fields of a pak sample-config dict the trainer needs.
 fn pak_sample(cfg: &Value, range: Range<u64>, name: &str) -> Result<SampleMeta> {
     let face_type = match cfg.get("face_type").and_then(Value::as_i64) {
-        Some(code) => FaceType::from_code(code)
-            .map_err(|e| TrainError::Refused(format!("face_type: {e}")))?,
+        Some(code) => {
+            FaceType::from_code(code).map_err(|e| TrainError::Refused(format!("face_type: {e}")))?
+        }
         None => FaceType::Full,
     };
     let shape = cfg
@@ -163,10 +164,7 @@ fn pak_sample(cfg: &Value, range: Range<u64>, name: &str) -> Result<SampleMeta> 
     meta.face_type = Some(face_type);
     meta.eyebrows_expand_mod = cfg.get("eyebrows_expand_mod").and_then(Value::as_f64);
     let mut s = meta_sample(name.to_string(), &meta, w, h, Location::Pak(range))?;
-    s.has_xseg = !matches!(
-        cfg.get("xseg_mask_compressed"),
-        None | Some(Value::None)
-    );
+    s.has_xseg = !matches!(cfg.get("xseg_mask_compressed"), None | Some(Value::None));
     Ok(s)
 }
 

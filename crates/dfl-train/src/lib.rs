@@ -32,6 +32,6 @@ pub use faceset::{Faceset, SampleMeta};
 pub use options::{OptionOverrides, Phase};
 pub use pipeline::{HostBatch, Pipeline, PipelineConfig};
 pub use trainer::{
-    ModelKind, NoObserver, OnNan, StopReason, TrainEvent, TrainObserver, TrainReport,
-    TrainRequest, train,
+    ModelKind, NoObserver, OnNan, StopReason, TrainEvent, TrainObserver, TrainReport, TrainRequest,
+    train,
 };

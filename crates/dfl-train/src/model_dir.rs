@@ -157,7 +157,10 @@ pub fn stored_state(dir: &Path) -> Result<Option<StoredState>> {
         generation: newest,
         class,
         iteration,
-        seed: v.get("seed").and_then(serde_json::Value::as_u64).unwrap_or(0),
+        seed: v
+            .get("seed")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
         options: v.get("options").cloned().unwrap_or_default(),
         loss_history,
     }))
@@ -242,9 +245,8 @@ pub fn backups(dir: &Path) -> Vec<String> {
 
 /// Describes the model in `dir` (reads `state.json` and `train.json` only).
 pub fn model_info(dir: &Path, max_points: usize) -> Result<ModelInfo> {
-    let st = stored_state(dir)?.ok_or_else(|| {
-        TrainError::Refused(format!("{}: no trained model here", dir.display()))
-    })?;
+    let st = stored_state(dir)?
+        .ok_or_else(|| TrainError::Refused(format!("{}: no trained model here", dir.display())))?;
     let trainer = TrainerState::load(dir)?;
     let (step, loss_history) = sampled_history(&st.loss_history, max_points);
     let generations = CheckpointDir::new(dir, 0)
@@ -326,8 +328,7 @@ fn link_or_copy_dir(from: &Path, to: &Path) -> Result<()> {
         let e = e.map_err(|e| TrainError::io(from, e))?;
         let src = e.path();
         let dst = to.join(e.file_name());
-        if e.file_type().map(|t| t.is_file()).unwrap_or(false)
-            && fs::hard_link(&src, &dst).is_err()
+        if e.file_type().map(|t| t.is_file()).unwrap_or(false) && fs::hard_link(&src, &dst).is_err()
         {
             fs::copy(&src, &dst).map_err(|err| TrainError::io(&dst, err))?;
         }
@@ -390,9 +391,8 @@ pub fn rename_model(dir: &Path, new_name: &str) -> Result<PathBuf> {
             "'{new_name}' is not a plain folder name"
         )));
     }
-    stored_state(dir)?.ok_or_else(|| {
-        TrainError::Refused(format!("{}: no trained model here", dir.display()))
-    })?;
+    stored_state(dir)?
+        .ok_or_else(|| TrainError::Refused(format!("{}: no trained model here", dir.display())))?;
     let target = dir
         .parent()
         .map(|p| p.join(new_name))

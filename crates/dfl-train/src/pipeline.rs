@@ -167,8 +167,8 @@ fn build_side(
             (Some(_), Some(p)) => Some(partners.load(p)?.image),
             _ => None,
         };
-        let s = process_sample(meta, &face, spec, d.seed, partner.as_ref())
-            .map_err(|e| match e {
+        let s =
+            process_sample(meta, &face, spec, d.seed, partner.as_ref()).map_err(|e| match e {
                 TrainError::Pipeline(m) => TrainError::sample(set.sample_path(d.index), m),
                 other => other,
             })?;
@@ -342,9 +342,7 @@ fn worker(
             Err(_) => None,
         };
         let Some(plan) = plan else {
-            let _ = tx.send(Err(TrainError::Pipeline(format!(
-                "no plan for batch {n}"
-            ))));
+            let _ = tx.send(Err(TrainError::Pipeline(format!("no plan for batch {n}"))));
             return;
         };
         let batch = pool.install(|| build_with(sets, cfg, &plan, &mut readers));

@@ -299,7 +299,9 @@ mod tests {
         // The marker column is grey at even rows.
         assert_eq!(g.get_pixel(50, 0), &Rgb([110, 110, 110]));
         // The first column shows src loss ~1.0 below the top (scale = 2 x mean ~ 1.4).
-        let lit = (0..50).find(|&y| g.get_pixel(0, y) == &loss_colour(0, 2)).unwrap();
+        let lit = (0..50)
+            .find(|&y| g.get_pixel(0, y) == &loss_colour(0, 2))
+            .unwrap();
         assert!((10..25).contains(&lit), "{lit}");
         assert_eq!(loss_colour(0, 2), Rgb([255, 128, 128]));
         assert_eq!(loss_colour(1, 2), Rgb([128, 255, 255]));

@@ -208,11 +208,10 @@ fn to_model_frame(
     if spec.face_type != meta.face_type {
         let m = dfl_geom::transform_mat(&meta.landmarks_f64(), r as f64, spec.face_type, 1.0)
             .map_err(|e| TrainError::sample(&meta.name, e))?;
-        let m = [[m[(0, 0)], m[(0, 1)], m[(0, 2)]], [
-            m[(1, 0)],
-            m[(1, 1)],
-            m[(1, 2)],
-        ]];
+        let m = [
+            [m[(0, 0)], m[(0, 1)], m[(0, 2)]],
+            [m[(1, 0)], m[(1, 1)], m[(1, 2)]],
+        ];
         dfl_image::warp_affine(img, &m, r, r, interp, border).map_err(img_err(&meta.name))
     } else if (img.width(), img.height()) != (r, r) {
         dfl_image::resize(img, r, r, interp).map_err(img_err(&meta.name))
@@ -261,8 +260,7 @@ pub fn process_sample(
     if let (Some(mode), Some(partner)) = (spec.ct_mode, ct_partner) {
         let partner = dfl_image::resize(partner, r, r, Interp::Linear).map_err(img_err(name))?;
         let mut rng = StdRng::seed_from_u64(seed ^ CT_STREAM);
-        base = dfl_image::color_transfer(mode, &base, &partner, &mut rng)
-            .map_err(img_err(name))?;
+        base = dfl_image::color_transfer(mode, &base, &partner, &mut rng).map_err(img_err(name))?;
     }
     let input = if spec.hsv_power > 0.0 {
         let mut rng = StdRng::seed_from_u64(seed ^ HSV_STREAM);

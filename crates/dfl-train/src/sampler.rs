@@ -52,7 +52,11 @@ pub fn yaw_bins(neg_yaws: &[f32]) -> Vec<Vec<usize>> {
         // The first bin whose upper edge lies above y (DFL's conditions in order).
         let g = (0..YAW_BINS)
             .find(|&g| {
-                let next = if g < YAW_BINS - 1 { edge(g + 1) } else { edge(g) };
+                let next = if g < YAW_BINS - 1 {
+                    edge(g + 1)
+                } else {
+                    edge(g)
+                };
                 (g == 0 && y < next)
                     || (g < YAW_BINS - 1 && y >= edge(g) && y < next)
                     || (g == YAW_BINS - 1 && y >= edge(g))
@@ -266,6 +270,10 @@ mod tests {
         shuffled.sort_by_key(|p| p.number);
         assert_eq!(in_order, shuffled);
         assert!(b.plan(2).is_none(), "a plan is handed out once");
-        assert!(in_order.iter().all(|p| p.src.iter().all(|d| d.ct_partner.is_some())));
+        assert!(
+            in_order
+                .iter()
+                .all(|p| p.src.iter().all(|d| d.ct_partner.is_some()))
+        );
     }
 }

@@ -532,7 +532,10 @@ impl Session<'_> {
         let rows = self.predict_rows()?;
         let (plain, masked) =
             preview::compose(s, &rows, self.options.face_type == NnFaceType::Head)?;
-        Ok(Some((preview::to_rgb8(&plain)?, preview::to_rgb8(&masked)?)))
+        Ok(Some((
+            preview::to_rgb8(&plain)?,
+            preview::to_rgb8(&masked)?,
+        )))
     }
 
     fn markers(&self) -> Vec<u64> {
@@ -543,7 +546,10 @@ impl Session<'_> {
         if let Some((plain, masked)) = self.render()? {
             let name = self.preview_name();
             preview::save_png(&self.dir.join(format!("preview_{name}.png")), &plain)?;
-            preview::save_png(&self.dir.join(format!("preview_{name}_masked.png")), &masked)?;
+            preview::save_png(
+                &self.dir.join(format!("preview_{name}_masked.png")),
+                &masked,
+            )?;
         }
         Ok(())
     }
@@ -553,7 +559,12 @@ impl Session<'_> {
             return Ok(());
         };
         let graph_for = |w: u32| {
-            preview::loss_graph(self.net.s().loss_history(), &self.markers(), w as usize, 100)
+            preview::loss_graph(
+                self.net.s().loss_history(),
+                &self.markers(),
+                w as usize,
+                100,
+            )
         };
         let it = self.net.s().iteration();
         for (name, img) in [

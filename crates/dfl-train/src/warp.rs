@@ -92,8 +92,12 @@ pub fn control_points(w: usize, cell: usize, warp_rng: &mut StdRng) -> (Vec<f64>
         .collect();
     let k = n - 2;
     let amp = cell as f64 * 0.24;
-    let a: Vec<f64> = (0..k * k).map(|_| truncated_normal(warp_rng) * amp).collect();
-    let b: Vec<f64> = (0..k * k).map(|_| truncated_normal(warp_rng) * amp).collect();
+    let a: Vec<f64> = (0..k * k)
+        .map(|_| truncated_normal(warp_rng) * amp)
+        .collect();
+    let b: Vec<f64> = (0..k * k)
+        .map(|_| truncated_normal(warp_rng) * amp)
+        .collect();
     let mut mapx = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..n {
@@ -195,7 +199,8 @@ impl WarpParams {
             img.clone()
         };
         if warp {
-            out = remap(&out, &self.mapx, &self.mapy, interp, Border::Constant(0.0)).map_err(err)?;
+            out =
+                remap(&out, &self.mapx, &self.mapy, interp, Border::Constant(0.0)).map_err(err)?;
         }
         if transform {
             let border = if replicate_border {
@@ -307,8 +312,12 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(4);
         let k = n - 2;
         let amp = cell as f64 * 0.24;
-        let a: Vec<f64> = (0..k * k).map(|_| truncated_normal(&mut rng) * amp).collect();
-        let b: Vec<f64> = (0..k * k).map(|_| truncated_normal(&mut rng) * amp).collect();
+        let a: Vec<f64> = (0..k * k)
+            .map(|_| truncated_normal(&mut rng) * amp)
+            .collect();
+        let b: Vec<f64> = (0..k * k)
+            .map(|_| truncated_normal(&mut rng) * amp)
+            .collect();
         let g = |j: usize| w as f64 * j as f64 / (n - 1) as f64;
         for i in 0..n {
             for j in 0..n {
