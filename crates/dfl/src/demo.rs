@@ -75,6 +75,9 @@ impl Plan {
             d_dims: Some(d),
             d_mask_dims: Some(16),
             batch_size: Some(batch),
+            // A few hundred iterations on one still per person: reconstructing the faces
+            // sharply matters more here than the generalisation random warp buys over days.
+            random_warp: Some(false),
             ..OptionOverrides::default()
         };
         if quick {
