@@ -31,10 +31,12 @@ pub struct CommonArgs {
     /// The model folder (created with a new model if it holds none).
     #[arg(long)]
     pub model: PathBuf,
-    /// src aligned faces (folder or folder with faceset.pak).
+    /// src aligned faces (folder or folder with faceset.pak) [default: none; required unless
+    /// pretraining].
     #[arg(long)]
     pub src: Option<PathBuf>,
-    /// dst aligned faces (folder or folder with faceset.pak).
+    /// dst aligned faces (folder or folder with faceset.pak) [default: none; required unless
+    /// pretraining].
     #[arg(long)]
     pub dst: Option<PathBuf>,
     /// Stop at this iteration, then save (0 = never) [default: stored value, else 0].
@@ -87,7 +89,7 @@ pub struct SaehdArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// TOML file of options with DFL's names (e.g. `random_warp = false`); flags win over it.
-    /// The model folder's options.toml has this form.
+    /// The model folder's options.toml has this form [default: none].
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Apply a phase of the expert recipe: warp, lrd, adjust or gan (printed when applied;

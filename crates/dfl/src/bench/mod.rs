@@ -9,6 +9,7 @@ mod extract;
 mod faceset;
 mod image;
 mod nn;
+mod train;
 mod video;
 
 use crate::progress::Ui;
@@ -99,6 +100,7 @@ fn groups() -> Vec<(&'static str, Group)> {
         ("faceset", faceset::run),
         ("image", image::run),
         ("nn", nn::run),
+        ("train", train::run),
     ]
 }
 

@@ -1,0 +1,266 @@
+//! Bench group `train`: ms/iteration of SAEHD at DFL's defaults (liae-ud, 128 px, ae 256,
+//! e 64, d 64, mask 22, AdaBelief) at batch 4 and 8 and of Quick96, with the data pipeline
+//! on (the real trainer on the bundled faces) and off (the same step on one prepared batch);
+//! the trainer's peak RSS and time from launch to the first iteration with a 20,000-face
+//! faceset (hard links of the bundled faces in scratch), as a child `dfl train` process.
+//!
+//! The reference is DFL 2.0 itself (TensorFlow-cpu 2.21, 2 threads, a 2-core machine like
+//! ours), **measured elsewhere** (figures from issue 7, not rerun here: DFL needs Python and
+//! TensorFlow). The PyTorch reference of the same SAEHD step is in the `nn` group.
+
+use super::{Better, Ctx, Figure};
+use crate::progress::Ui;
+use anyhow::{Context, Result, bail};
+use dfl_nn::{DeviceSpec, Quick96, Saehd, SaehdOptions};
+use dfl_train::pipeline::{Facesets, build_batch, planner};
+use dfl_train::trainer::pipeline_config;
+use dfl_train::{Faceset, ModelKind, OptionOverrides, TrainEvent, TrainObserver, TrainRequest};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+/// DFL 2.0's figures (measured elsewhere, see the module doc): ms/iteration and RSS in MB.
+const DFL_SAEHD_B4_MS: f64 = 3142.0;
+const DFL_SAEHD_B8_MS: f64 = 5556.0;
+const DFL_QUICK96_MS: f64 = 1369.0;
+const DFL_SAEHD_B4_RSS_MB: f64 = 5210.0;
+/// DFL's launch-to-first-iteration time: 15-22 s; the lower end.
+const DFL_FIRST_ITER_S: f64 = 15.0;
+const DFL: &str = "DFL 2.0 TF-cpu (measured elsewhere)";
+
+fn faces() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dfl-train/tests/data/faces")
+}
+
+/// Collects the per-iteration times of a run.
+#[derive(Default)]
+struct Times(Mutex<Vec<f64>>);
+
+impl TrainObserver for Times {
+    fn event(&self, e: &TrainEvent<'_>) {
+        if let TrainEvent::Iteration { ms, .. } = e
+            && let Ok(mut v) = self.0.lock()
+        {
+            v.push(*ms);
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn saehd_defaults(batch: usize) -> OptionOverrides {
+    OptionOverrides {
+        batch_size: Some(batch),
+        ..OptionOverrides::default()
+    }
+}
+
+/// Median ms/iteration of the real trainer (pipeline on), after the first iteration.
+fn with_pipeline(
+    ctx: &Ctx,
+    kind: ModelKind,
+    overrides: OptionOverrides,
+    iters: u64,
+) -> Result<f64> {
+    let dir = ctx.scratch.join(format!("train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut req = TrainRequest::new(kind, &dir);
+    req.src = Some(faces());
+    req.dst = Some(faces());
+    req.overrides = overrides;
+    req.iterations = Some(iters + 1);
+    req.save_interval = Duration::from_secs(24 * 3600);
+    let times = Times::default();
+    dfl_train::train(&req, &times, &dfl_core::NoProgress, &AtomicBool::new(false))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let v = times.0.into_inner().unwrap_or_default();
+    Ok(median(v.into_iter().skip(1).collect()))
+}
+
+/// Median ms of the same model's step on one prepared batch (pipeline off).
+fn without_pipeline(kind: ModelKind, options: &SaehdOptions, iters: u64) -> Result<f64> {
+    let set = Arc::new(Faceset::open(&faces())?);
+    let sets = Facesets {
+        src: set.clone(),
+        dst: set,
+    };
+    let cfg = pipeline_config(kind, options, options.batch_size, 1, 1, 0);
+    let plan = planner(&sets, &cfg)
+        .plan(0)
+        .context("no faces to plan a batch from")?;
+    let device = burn::tensor::Device::flex();
+    let batch = build_batch(&sets, &cfg, &plan)?.to_ae_batch(&device)?;
+    let mut q;
+    let mut s;
+    let model: &mut Saehd = match kind {
+        ModelKind::Saehd => {
+            s = Saehd::new(options.clone(), DeviceSpec::Cpu, 0)?;
+            &mut s
+        }
+        ModelKind::Quick96 => {
+            q = Quick96::new(DeviceSpec::Cpu, 0)?;
+            q.as_saehd_mut()
+        }
+    };
+    model.train_step(&batch)?;
+    let mut v = Vec::new();
+    for _ in 0..iters {
+        let t = Instant::now();
+        model.train_step(&batch)?;
+        v.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(median(v))
+}
+
+/// Peak RSS (MB) and launch-to-first-iteration time (s) of `dfl train saehd` at DFL's
+/// defaults, batch 4, on `n` faces.
+fn big_faceset_run(ctx: &Ctx, n: usize) -> Result<(f64, f64)> {
+    let src = faces();
+    let names: Vec<PathBuf> = std::fs::read_dir(&src)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    if names.is_empty() {
+        bail!("no faces in {}", src.display());
+    }
+    let big = ctx.scratch.join("faces-big");
+    std::fs::create_dir_all(&big)?;
+    for i in 0..n {
+        let from = &names[i % names.len()];
+        let to = big.join(format!("{i:06}.jpg"));
+        if std::fs::hard_link(from, &to).is_err() {
+            std::fs::copy(from, &to)?;
+        }
+    }
+    let model = ctx.scratch.join("model-big");
+    let _ = std::fs::remove_dir_all(&model);
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["train", "saehd", "--batch-size", "4", "--iterations", "2"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--src")
+        .arg(&big)
+        .arg("--dst")
+        .arg(&big)
+        .env("DFL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let status_file = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let mut peak_kb = 0u64;
+    while child.try_wait()?.is_none() {
+        peak_kb = peak_kb.max(vm_hwm_kb(&status_file).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("dfl train on {n} faces failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text
+        .split("first iteration ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .context("no first-iteration time in the trainer's output")?;
+    let _ = std::fs::remove_dir_all(&big);
+    let _ = std::fs::remove_dir_all(&model);
+    Ok((peak_kb as f64 / 1024.0, first))
+}
+
+/// `VmHWM` (peak resident set) of a live process, kB.
+fn vm_hwm_kb(status: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(status).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
+    let iters = if ctx.quick { 1 } else { 3 };
+    let configs: Vec<(String, ModelKind, usize, f64)> = if ctx.quick {
+        vec![("Quick96".into(), ModelKind::Quick96, 4, DFL_QUICK96_MS)]
+    } else {
+        vec![
+            (
+                "SAEHD defaults batch 4".into(),
+                ModelKind::Saehd,
+                4,
+                DFL_SAEHD_B4_MS,
+            ),
+            (
+                "SAEHD defaults batch 8".into(),
+                ModelKind::Saehd,
+                8,
+                DFL_SAEHD_B8_MS,
+            ),
+            ("Quick96".into(), ModelKind::Quick96, 4, DFL_QUICK96_MS),
+        ]
+    };
+    let progress = ui.progress();
+    dfl_core::Progress::start(&progress, "train bench", Some(configs.len() as u64 + 1));
+    let mut figures = Vec::new();
+    for (name, kind, batch, dfl_ms) in configs {
+        let (overrides, options) = match kind {
+            ModelKind::Saehd => {
+                let o = saehd_defaults(batch);
+                let opts = o.new_model_options()?;
+                (o, opts)
+            }
+            ModelKind::Quick96 => (OptionOverrides::default(), Quick96::options()),
+        };
+        let on = with_pipeline(ctx, kind, overrides, iters)?;
+        let off = without_pipeline(kind, &options, iters)?;
+        figures.push(Figure {
+            name: format!("{name}: ms/iteration, data pipeline on"),
+            unit: "ms",
+            ours: on,
+            better: Better::Lower,
+            reference: Some((DFL.to_string(), dfl_ms)),
+            goal: Some(1.0),
+        });
+        figures.push(Figure {
+            name: format!("{name}: ms/iteration, data pipeline off"),
+            unit: "ms",
+            ours: off,
+            better: Better::Lower,
+            reference: Some((DFL.to_string(), dfl_ms)),
+            goal: Some(1.0),
+        });
+        figures.push(Figure {
+            name: format!("{name}: pipeline on / off (goal: < 5 % cost)"),
+            unit: "ratio",
+            ours: on / off,
+            better: Better::Lower,
+            reference: None,
+            goal: Some(1.05),
+        });
+        dfl_core::Progress::inc(&progress, 1);
+    }
+    let n = if ctx.quick { 2_000 } else { 20_000 };
+    let (rss_mb, first_s) = big_faceset_run(ctx, n)?;
+    figures.push(Figure {
+        name: format!("SAEHD defaults batch 4, {n} faces: peak RSS"),
+        unit: "MB",
+        ours: rss_mb,
+        better: Better::Lower,
+        reference: Some((DFL.to_string(), DFL_SAEHD_B4_RSS_MB)),
+        goal: Some(1.0 / 3.0),
+    });
+    figures.push(Figure {
+        name: format!("SAEHD defaults batch 4, {n} faces: launch to 1st iteration"),
+        unit: "s",
+        ours: first_s,
+        better: Better::Lower,
+        reference: Some((DFL.to_string(), DFL_FIRST_ITER_S)),
+        goal: Some(3.0 / DFL_FIRST_ITER_S),
+    });
+    dfl_core::Progress::finish(&progress);
+    Ok(figures)
+}
