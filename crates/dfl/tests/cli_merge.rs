@@ -289,3 +289,109 @@ fn merge_cli_end_to_end_and_bad_input() {
     assert_eq!(fs::read(merged.join("00001.png")).unwrap(), before);
     fs::remove_dir_all(&root).unwrap();
 }
+
+/// Frame names (png) directly in `dir`.
+fn pngs(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// ffprobe's decoded frame count of the video stream and whether there is an audio stream.
+fn probe_frames_audio(path: &Path) -> (u64, bool) {
+    let o = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-print_format", "json"])
+        .arg("-show_streams")
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(o.status.success(), "ffprobe cannot read {}", path.display());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let frames = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .and_then(|s| s["nb_read_frames"].as_str())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let audio = streams.iter().any(|s| s["codec_type"] == "audio");
+    (frames, audio)
+}
+
+/// `dfl demo --quick`: every stage on the bundled photos; a playable mp4 with audio and one
+/// frame per dst frame; merged faces differ from the dst frames inside the merge mask and
+/// equal them outside; provenance where the CLI contract says; the workspace is reusable and
+/// a foreign folder is refused untouched.
+#[test]
+fn demo_quick_swaps_faces_end_to_end() {
+    let d = scratch("demo");
+    let ws = d.join("ws");
+    let out = assert_ok(&dfl(&[&"demo", &"--quick", &"--workspace", &ws]));
+    assert!(out.contains("result.mp4"), "{out}");
+    for f in [
+        "data_src.mp4",
+        "data_dst.mp4",
+        "result.mp4.provenance.json",
+        "data_dst/merged/provenance.json",
+        "preview.png",
+    ] {
+        assert!(ws.join(f).is_file(), "{f} missing");
+    }
+    let dst_frames = pngs(&ws.join("data_dst"));
+    assert!(dst_frames.len() >= 5, "{dst_frames:?}");
+    assert_eq!(pngs(&ws.join("data_dst/merged")), dst_frames);
+    let (frames, audio) = probe_frames_audio(&ws.join("result.mp4"));
+    assert_eq!(frames, dst_frames.len() as u64);
+    assert!(audio, "result.mp4 has no audio");
+    let manifest = fs::read_to_string(ws.join("result.mp4.provenance.json")).unwrap();
+    assert!(manifest.contains("synthetic"), "{manifest}");
+
+    let mut changed = 0;
+    for name in &dst_frames {
+        let dst = rgb(&ws.join("data_dst").join(name));
+        let merged = rgb(&ws.join("data_dst/merged").join(name));
+        let mask = image::open(ws.join("data_dst/merged_mask").join(name))
+            .unwrap()
+            .to_luma8();
+        let (mut inside, mut diff) = (0u64, 0u64);
+        for (x, y, m) in mask.enumerate_pixels() {
+            let (p, q) = (merged.get_pixel(x, y).0, dst.get_pixel(x, y).0);
+            if m.0[0] == 0 {
+                assert_eq!(p, q, "{name}: pixel {x},{y} outside the mask changed");
+            } else if m.0[0] > 200 {
+                inside += 1;
+                diff += (0..3).map(|c| p[c].abs_diff(q[c]) as u64).sum::<u64>();
+            }
+        }
+        assert!(inside > 500, "{name}: face mask too small ({inside} px)");
+        // Mean difference inside the face above 4 levels per channel.
+        if diff > inside * 3 * 4 {
+            changed += 1;
+        }
+    }
+    assert_eq!(
+        changed,
+        dst_frames.len(),
+        "merged face regions equal the dst"
+    );
+
+    // A second run reuses its own workspace.
+    assert_ok(&dfl(&[&"demo", &"--quick", &"--workspace", &ws]));
+    let foreign = d.join("thesis");
+    fs::create_dir_all(&foreign).unwrap();
+    fs::write(foreign.join("chapter1.txt"), b"precious").unwrap();
+    assert_fails_with(
+        &dfl(&[&"demo", &"--quick", &"--workspace", &foreign]),
+        &["not empty", "not a previous demo workspace"],
+    );
+    assert_eq!(
+        fs::read_dir(&foreign).unwrap().count(),
+        1,
+        "foreign folder changed"
+    );
+    fs::remove_dir_all(&d).unwrap();
+}
