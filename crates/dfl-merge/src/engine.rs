@@ -271,6 +271,7 @@ fn need<'a>(m: &'a Option<Image>, what: &str) -> Result<&'a Image> {
 }
 
 /// Step 6: the working mask at R x R for the mask mode.
+#[allow(clippy::too_many_arguments)] // the step's inputs, each used once
 fn working_mask(
     mode: MaskMode,
     pred: &Prediction,
@@ -485,6 +486,7 @@ fn paste_transparent(face: &Image, m: &Affine, base: &Image) -> Result<Image> {
 /// with several faces in a frame, or no neighbours). `seed` seeds the random colour
 /// transfers (idt, sot-m, mix-m) so a frame merges the same way every time. The config must
 /// be valid ([`MergerConfig::validate`]); super resolution is not available.
+#[allow(clippy::too_many_arguments)] // DFL's MergeMaskedFace inputs, one per argument
 pub fn merge_face(
     frame: &Image,
     prep: &PreparedFace,

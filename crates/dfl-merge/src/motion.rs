@@ -23,7 +23,7 @@ pub fn motion_vectors(faces: &[Option<&[Vec<Pt>]>]) -> Result<Vec<Option<Motion>
         return Ok(out);
     }
     let first = |i: usize| faces[i].and_then(|f| f.first());
-    for i in 0..n {
+    for (i, slot) in out.iter_mut().enumerate() {
         let (prev, next) = (i.saturating_sub(1), (i + 1).min(n - 1));
         let (Some(_), Some(lp), Some(ln)) = (first(i), first(prev), first(next)) else {
             continue;
@@ -36,7 +36,7 @@ pub fn motion_vectors(faces: &[Option<&[Vec<Pt>]>]) -> Result<Vec<Option<Motion>
         } else {
             (0.0, 0.0)
         };
-        out[i] = Some(Motion {
+        *slot = Some(Motion {
             power,
             deg: -uy.atan2(ux).to_degrees(),
         });
@@ -60,7 +60,7 @@ mod tests {
         let a = face_at(0.0, 0.0);
         let b = face_at(3.0, 4.0);
         let c = face_at(6.0, 8.0);
-        let frames = vec![Some(vec![a]), Some(vec![b]), Some(vec![c]), None];
+        let frames = [Some(vec![a]), Some(vec![b]), Some(vec![c]), None];
         let refs: Vec<Option<&[Vec<Pt>]>> = frames.iter().map(|f| f.as_deref()).collect();
         let m = motion_vectors(&refs).unwrap();
         // Middle frame: from (0,0) to (6,8): length 10, pointing down-right: -atan2(0.8, 0.6).
@@ -72,7 +72,7 @@ mod tests {
         // Frame 2's next neighbour has no face; frame 3 has none itself.
         assert!(m[2].is_none() && m[3].is_none());
         // Several faces in a frame switch motion off everywhere.
-        let two = vec![
+        let two = [
             Some(vec![face_at(0.0, 0.0)]),
             Some(vec![face_at(1.0, 0.0), face_at(90.0, 0.0)]),
         ];
