@@ -201,12 +201,15 @@ fn uniform_yaw_is_flat_on_a_skewed_faceset() {
 // ------------------------------------------------------------------------------------------
 // Training
 
-/// Iterations of the tiny training tests (DF: two runs of half each).
-const TRAIN_ITERS: u64 = 200;
+/// Iterations of the tiny training tests (DF: two runs of half each). Measured on this
+/// setup: both losses fall 36-42 % by iteration 150 (31-37 % at 120).
+const TRAIN_ITERS: u64 = 150;
 
-/// How much closer (SSIM) the src→src prediction must be to its target than a flat image
-/// of the target's mean.
-const SSIM_MARGIN: f64 = 0.05;
+/// How much higher the SSIM of the src→src prediction against its target must be than that
+/// of a flat image of the target's mean colour (which has the right brightness and no face):
+/// an untrained model scores about the flat image's value (0.11-0.15), a mean face 0.08
+/// above it, the trained tiny models 0.36 (0.25 above).
+const SSIM_MARGIN: f64 = 0.1;
 
 fn tiny(archi: &str) -> OptionOverrides {
     OptionOverrides {
@@ -216,7 +219,7 @@ fn tiny(archi: &str) -> OptionOverrides {
         e_dims: Some(16),
         d_dims: Some(16),
         d_mask_dims: Some(16),
-        batch_size: Some(4),
+        batch_size: Some(2),
         random_warp: Some(true),
         masked_training: Some(true),
         eyes_mouth_prio: Some(true),
@@ -225,10 +228,22 @@ fn tiny(archi: &str) -> OptionOverrides {
     }
 }
 
+/// One face per side (like DFL's src and dst, one person each; the 23 different people of
+/// the bundled set would need thousands of iterations to get past the mean face).
+fn one_face_sides(dir: &Path) -> (PathBuf, PathBuf) {
+    let (src, dst) = (dir.join("src"), dir.join("dst"));
+    for (d, f) in [(&src, "astronaut_0.jpg"), (&dst, "sample3_0.jpg")] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::copy(faces_dir().join(f), d.join(f)).unwrap();
+    }
+    (src, dst)
+}
+
 fn request(dir: &Path, overrides: OptionOverrides, iterations: u64) -> TrainRequest {
-    let mut r = TrainRequest::new(ModelKind::Saehd, dir);
-    r.src = Some(faces_dir());
-    r.dst = Some(faces_dir());
+    let (src, dst) = one_face_sides(dir);
+    let mut r = TrainRequest::new(ModelKind::Saehd, dir.join("model"));
+    r.src = Some(src);
+    r.dst = Some(dst);
     r.overrides = overrides;
     r.seed = 1;
     r.iterations = Some(iterations);
@@ -345,7 +360,8 @@ fn tiny_df_learns_across_a_resume() {
         (first.iteration, first.stop),
         (TRAIN_ITERS / 2, StopReason::IterationsDone)
     );
-    let h1 = dfl_train::model_dir::stored_state(&dir)
+    let model = dir.join("model");
+    let h1 = dfl_train::model_dir::stored_state(&model)
         .unwrap()
         .unwrap()
         .loss_history;
@@ -358,7 +374,7 @@ fn tiny_df_learns_across_a_resume() {
     )
     .unwrap();
     assert_eq!(second.iteration, TRAIN_ITERS);
-    let st = dfl_train::model_dir::stored_state(&dir).unwrap().unwrap();
+    let st = dfl_train::model_dir::stored_state(&model).unwrap().unwrap();
     assert_eq!(st.iteration, TRAIN_ITERS);
     assert_eq!(st.loss_history.len() as u64, TRAIN_ITERS);
     assert_eq!(&st.loss_history[..h1.len()], &h1[..]);
@@ -378,7 +394,7 @@ fn tiny_df_learns_across_a_resume() {
         assert!(after < 1.2 * before, "side {side}: {before} -> {after}");
     }
     assert_losses_fell(&st.loss_history, "df");
-    let (pred, flat) = preview_ssim(&dir, 64);
+    let (pred, flat) = preview_ssim(&model, 64);
     eprintln!("df preview SSIM {pred:.3} (flat {flat:.3})");
     assert!(pred > flat + SSIM_MARGIN, "SSIM {pred} vs flat {flat}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -396,9 +412,10 @@ fn tiny_liae_learns() {
     )
     .unwrap();
     assert_eq!(r.iteration, TRAIN_ITERS);
-    let st = dfl_train::model_dir::stored_state(&dir).unwrap().unwrap();
+    let model = dir.join("model");
+    let st = dfl_train::model_dir::stored_state(&model).unwrap().unwrap();
     assert_losses_fell(&st.loss_history, "liae");
-    let (pred, flat) = preview_ssim(&dir, 64);
+    let (pred, flat) = preview_ssim(&model, 64);
     eprintln!("liae preview SSIM {pred:.3} (flat {flat:.3})");
     assert!(pred > flat + SSIM_MARGIN, "SSIM {pred} vs flat {flat}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -150,6 +150,26 @@ fn train_resume_refuse_and_describe() {
     assert_eq!(i["loss_history"].as_array().unwrap().len(), 5);
     assert_eq!(i["markers"][0]["iteration"], 3);
 
+    // A phase preset: printed, marked, and GAN's first use is preceded by a backup.
+    let out = ok(&dfl(&train_args(
+        &model,
+        &f,
+        &["--phase", "gan", "--iterations", "1"],
+    )));
+    assert!(
+        out.contains("phase gan:") && out.contains("gan_power=0.1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("backup (before GAN is first enabled)"),
+        "{out}"
+    );
+    let i = info(&model);
+    assert_eq!(i["iteration"], 6);
+    assert_eq!(i["markers"][1]["phase"], "gan");
+    assert_eq!(i["options"]["lr_dropout"], "y");
+    assert_eq!(i["backups"][0], "01");
+
     // Model management.
     let listed: serde_json::Value = serde_json::from_str(&ok(&dfl(&[
         "model",
@@ -160,11 +180,11 @@ fn train_resume_refuse_and_describe() {
     .unwrap();
     assert_eq!(listed[0]["name"], "m");
     ok(&dfl(&["model", "backup", &model]));
-    assert!(Path::new(&model).join("autobackups/01").is_dir());
-    assert_eq!(info(&model)["backups"][0], "01");
+    assert!(Path::new(&model).join("autobackups/02").is_dir());
+    assert_eq!(info(&model)["backups"], serde_json::json!(["01", "02"]));
     let renamed = s.path("m2");
     ok(&dfl(&["model", "rename", &model, "m2"]));
-    assert_eq!(info(&renamed)["iteration"], 5);
+    assert_eq!(info(&renamed)["iteration"], 6);
     assert!(!dfl(&["model", "delete", &renamed]).status.success());
     ok(&dfl(&["model", "delete", &renamed, "--yes"]));
     assert!(!Path::new(&renamed).exists());
