@@ -15,6 +15,7 @@ use dfl_nn::checkpoint::STATE_FILE;
 use dfl_nn::options::FaceType as NnFaceType;
 use dfl_nn::xseg_model::XSegModel;
 use dfl_nn::{CheckpointDir, DeviceSpec, Quick96, Saehd};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,8 @@ pub struct MergeModel {
     info: ModelInfo,
     spec: FaceSpec,
     device: Device,
+    /// Runs on the CPU (batches are then split across worker threads).
+    cpu: bool,
 }
 
 impl std::fmt::Debug for MergeModel {
@@ -239,6 +242,7 @@ impl MergeModel {
             info,
             spec: face_spec,
             device: spec.device()?,
+            cpu: matches!(spec, DeviceSpec::Cpu),
         })
     }
 
@@ -253,32 +257,47 @@ impl MergeModel {
     }
 
     /// Predicts every face of `faces` (each R x R x 3 BGR, the [`crate::PreparedFace`]
-    /// crops) in batches of `batch`: the swapped face and both learned masks, clipped to
-    /// [0, 1]. XSeg masks are left empty (see [`XSegMasker`]).
+    /// crops) in batches of at most `batch`: the swapped face and both learned masks, clipped
+    /// to [0, 1]. XSeg masks are left empty (see [`XSegMasker`]). On the CPU the faces are
+    /// split into one batch per worker thread run side by side, because burn's CPU backend
+    /// runs a batch's inference on one core.
     pub fn predict(&self, faces: &[&Image], batch: usize) -> Result<Vec<Prediction>> {
-        let r = self.spec.resolution;
-        let mut out = Vec::with_capacity(faces.len());
-        for chunk in faces.chunks(batch.max(1)) {
-            let input = to_nchw(chunk, r, 3)?;
-            let t = dfl_nn::host::tensor4(input, [chunk.len(), 3, r, r], &self.device)?;
-            let (face, prd_mask, dst_mask) = match &self.net {
-                Net::Saehd(m) => m.predict(t)?,
-                Net::Quick96(m) => m.predict(t)?,
-            };
-            let faces = from_nchw(dfl_nn::host::values(face), chunk.len(), 3, r)?;
-            let prd = from_nchw(dfl_nn::host::values(prd_mask), chunk.len(), 1, r)?;
-            let dst = from_nchw(dfl_nn::host::values(dst_mask), chunk.len(), 1, r)?;
-            for ((face, prd_mask), dst_mask) in faces.into_iter().zip(prd).zip(dst) {
-                out.push(Prediction {
-                    face,
-                    prd_mask,
-                    dst_mask,
-                    xseg_prd: None,
-                    xseg_dst: None,
-                });
-            }
+        let mut per = batch.max(1);
+        if self.cpu {
+            let workers = rayon::current_num_threads().max(1);
+            per = per.min(faces.len().div_ceil(workers).max(1));
         }
-        Ok(out)
+        let parts = faces
+            .par_chunks(per)
+            .map(|chunk| self.predict_batch(chunk))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// One network call for `chunk`.
+    fn predict_batch(&self, chunk: &[&Image]) -> Result<Vec<Prediction>> {
+        let r = self.spec.resolution;
+        let input = to_nchw(chunk, r, 3)?;
+        let t = dfl_nn::host::tensor4(input, [chunk.len(), 3, r, r], &self.device)?;
+        let (face, prd_mask, dst_mask) = match &self.net {
+            Net::Saehd(m) => m.predict(t)?,
+            Net::Quick96(m) => m.predict(t)?,
+        };
+        let faces = from_nchw(dfl_nn::host::values(face), chunk.len(), 3, r)?;
+        let prd = from_nchw(dfl_nn::host::values(prd_mask), chunk.len(), 1, r)?;
+        let dst = from_nchw(dfl_nn::host::values(dst_mask), chunk.len(), 1, r)?;
+        Ok(faces
+            .into_iter()
+            .zip(prd)
+            .zip(dst)
+            .map(|((face, prd_mask), dst_mask)| Prediction {
+                face,
+                prd_mask,
+                dst_mask,
+                xseg_prd: None,
+                xseg_dst: None,
+            })
+            .collect())
     }
 }
 

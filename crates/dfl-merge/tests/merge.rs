@@ -684,3 +684,41 @@ fn bad_input_is_refused_clearly() {
     std::fs::remove_dir_all(&ws.root).unwrap();
     std::fs::remove_dir_all(&empty).unwrap();
 }
+
+/// Prediction split into one batch per worker thread (the CPU fast path) agrees with one
+/// face per network call (the plain path).
+#[test]
+fn split_prediction_agrees_with_one_face_per_call() {
+    let m = model();
+    let lms: Vec<Vec<Pt>> = (0..6)
+        .map(|i| landmarks(40.0 + 12.0 * i as f64, 50.0, 40.0 + 2.0 * i as f64))
+        .collect();
+    let img = frame(160, 100, &lms[..1]);
+    let preps: Vec<_> = lms
+        .iter()
+        .map(|lm| prepare_face(&img, lm, m.face_spec()).unwrap())
+        .collect();
+    let refs: Vec<&Image> = preps.iter().map(|p| &p.dst_face).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let split = pool.install(|| m.predict(&refs, 64).unwrap());
+    let single = m.predict(&refs, 1).unwrap();
+    assert_eq!(split.len(), 6);
+    for (a, b) in split.iter().zip(&single) {
+        for (x, y) in [
+            (&a.face, &b.face),
+            (&a.prd_mask, &b.prd_mask),
+            (&a.dst_mask, &b.dst_mask),
+        ] {
+            let max = x
+                .data()
+                .iter()
+                .zip(y.data())
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(max <= 1e-5, "split and single predictions differ by {max}");
+        }
+    }
+}
