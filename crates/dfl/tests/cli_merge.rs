@@ -215,6 +215,15 @@ fn merge_cli_end_to_end_and_bad_input() {
     assert_eq!(manifest["status"], "complete");
     assert_eq!(manifest["model"]["iteration"], STEPS);
 
+    // Two shards into another folder give the same frames.
+    let sharded = root.join("sharded");
+    for shard in ["0/2", "1/2"] {
+        assert_ok(&merge(&[&"--output", &sharded, &"--shard", &shard]));
+    }
+    for name in ["00001.png", "00002.png", "00003.png"] {
+        assert_eq!(rgb(&sharded.join(name)), rgb(&merged.join(name)), "{name}");
+    }
+
     // Resume: the same run does nothing again.
     let out = assert_ok(&merge(&[&"--output", &merged, &"--mask-output", &masks]));
     assert!(out.contains("Already merged:      3"), "{out}");
