@@ -39,7 +39,7 @@ const DST_PHOTO: &[u8] = include_bytes!("../../../assets/samples/astronaut.png")
 pub struct DemoArgs {
     /// Smoke run for CI (about a minute): 10 frames per video, a tiny model trained for a
     /// few iterations, so the "swapped" face is a blur [default: 4 s videos at 25 fps and
-    /// about 5 minutes of training].
+    /// about 7 minutes of training].
     #[arg(long)]
     pub quick: bool,
     /// Folder to run the demo in. Created if missing; an existing folder must be empty or a
@@ -96,7 +96,7 @@ impl Plan {
                 aligned_size: 256,
                 model: model(64, 16, 16, 4),
                 iterations: 5000,
-                train_time: Duration::from_secs(300),
+                train_time: Duration::from_secs(400),
             }
         }
     }

@@ -52,8 +52,8 @@ enum Command {
     Faceset(faceset::FacesetCmd),
     /// Step 7: merge the learned face into every dst frame (PNG frames, masks, provenance).
     Merge(merge::MergeArgs),
-    /// Run the workflow on bundled samples in a throw-away workspace (for now: the video
-    /// steps on synthetic clips).
+    /// Run every step on two bundled photos in a throw-away workspace: sample videos,
+    /// frames, faces, a few minutes of training, merge, result.mp4 and a preview.
     Demo(demo::DemoArgs),
     /// Step 6: train a SAEHD or Quick96 model (saves on Ctrl-C/SIGTERM, resumes).
     #[command(subcommand)]
