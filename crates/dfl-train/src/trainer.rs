@@ -870,7 +870,9 @@ pub fn train(
     progress.finish();
     match result {
         Ok(mut report) => {
-            if s.dirty || report.iterations_run > 0 {
+            // Not again when the last iteration was just saved (a second generation of the
+            // same iteration would push the older fallback out).
+            if s.dirty {
                 s.save()?;
             }
             let w: WaitStats = pipeline.wait_stats();

@@ -420,3 +420,58 @@ fn tiny_liae_learns() {
     assert!(pred > flat + SSIM_MARGIN, "SSIM {pred} vs flat {flat}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Records the NaN recoveries of a run.
+#[derive(Default)]
+struct NanLog(std::sync::Mutex<Vec<(u64, u64, f32)>>);
+
+impl dfl_train::TrainObserver for NanLog {
+    fn event(&self, e: &dfl_train::TrainEvent<'_>) {
+        if let dfl_train::TrainEvent::NanRecovered {
+            iteration,
+            reloaded,
+            lr_scale,
+            ..
+        } = e
+        {
+            self.0
+                .lock()
+                .unwrap()
+                .push((*iteration, *reloaded, *lr_scale));
+        }
+    }
+}
+
+/// The NaN guard: with the newest checkpoint's weights turned to NaN, the first step's loss
+/// is not finite; the trainer reloads the newest save (still NaN), then the one before it,
+/// halving the learning rate each time (`--on-nan lower-lr`), and trains on with finite
+/// losses.
+#[test]
+fn nan_guard_falls_back_to_the_previous_save() {
+    let dir = scratch("nan");
+    let stop = AtomicBool::new(false);
+    let mut req = request(&dir, tiny("df"), 3);
+    req.save_interval = Duration::ZERO;
+    train(&req, &NoObserver, &dfl_core::NoProgress, &stop).unwrap();
+    let model = dir.join("model");
+    let st = dfl_train::model_dir::stored_state(&model).unwrap().unwrap();
+    assert_eq!(st.iteration, 3);
+    // Poison the newest generation: every weight byte 0xFF (a NaN).
+    let w = st.generation.join("weights.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[header..].fill(0xFF);
+    std::fs::write(&w, &bytes).unwrap();
+
+    let mut req = request(&dir, OptionOverrides::default(), 2);
+    req.on_nan = dfl_train::OnNan::LowerLr;
+    let log = NanLog::default();
+    let r = train(&req, &log, &dfl_core::NoProgress, &stop).unwrap();
+    let events = log.0.into_inner().unwrap();
+    assert_eq!(events, vec![(3, 3, 0.5), (3, 2, 0.25)]);
+    assert_eq!((r.nan_recoveries, r.iteration), (2, 4));
+    let st = dfl_train::model_dir::stored_state(&model).unwrap().unwrap();
+    assert_eq!(st.loss_history.len(), 4);
+    assert!(st.loss_history.iter().flatten().all(|v| v.is_finite()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

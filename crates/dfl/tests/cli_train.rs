@@ -292,3 +292,45 @@ fn quick96_trains_and_keeps_its_class() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("Quick96"), "{err}");
 }
+
+/// Pretraining trains both sides on --pretrain-faceset; switching pretrain off restarts the
+/// iteration counter and the loss history (DFL's `set_iter(0)`), marked as a change.
+#[test]
+fn pretrain_off_restarts_the_counter() {
+    let s = Scratch::new("pretrain");
+    let model = s.path("p");
+    let f = faces();
+    let mut args = vec![
+        "train",
+        "saehd",
+        "--model",
+        &model,
+        "--pretrain",
+        "true",
+        "--pretrain-faceset",
+        &f,
+        "--iterations",
+        "2",
+    ];
+    args.extend_from_slice(&TINY);
+    ok(&dfl(&args));
+    let i = info(&model);
+    assert_eq!(
+        (i["iteration"].as_u64(), &i["options"]["pretrain"]),
+        (Some(2), &serde_json::json!(true))
+    );
+    // Without --pretrain-faceset a pretraining model cannot go on.
+    let o = dfl(&["train", "saehd", "--model", &model, "--iterations", "1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--pretrain-faceset"));
+    ok(&dfl(&train_args(
+        &model,
+        &f,
+        &["--pretrain", "false", "--iterations", "1"],
+    )));
+    let i = info(&model);
+    assert_eq!(i["iteration"], 1);
+    assert_eq!(i["options"]["pretrain"], false);
+    assert_eq!(i["loss_history"].as_array().unwrap().len(), 1);
+    assert_eq!(i["markers"][0]["changes"][0]["option"], "pretrain");
+}

@@ -1,6 +1,8 @@
 //! Bench group `train`: ms/iteration of SAEHD at DFL's defaults (liae-ud, 128 px, ae 256,
 //! e 64, d 64, mask 22, AdaBelief) at batch 4 and 8 and of Quick96, with the data pipeline
-//! on (the real trainer on the bundled faces) and off (the same step on one prepared batch);
+//! on (the real trainer on the bundled faces) and off (the same step on one prepared batch),
+//! and the share of the trainer's time spent waiting for batches (the direct measure of the
+//! pipeline keeping up; on a loaded machine the on/off difference is mostly noise);
 //! the trainer's peak RSS and time from launch to the first iteration with a 20,000-face
 //! faceset (hard links of the bundled faces in scratch), as a child `dfl train` process.
 //!
@@ -62,13 +64,14 @@ fn saehd_defaults(batch: usize) -> OptionOverrides {
     }
 }
 
-/// Fastest ms/iteration of the real trainer (pipeline on), after the first iteration.
+/// Fastest ms/iteration of the real trainer (pipeline on), after the first iteration, and
+/// the share (%) of the run's time after the first batch that the engine waited for data.
 fn with_pipeline(
     ctx: &Ctx,
     kind: ModelKind,
     overrides: OptionOverrides,
     iters: u64,
-) -> Result<f64> {
+) -> Result<(f64, f64)> {
     let dir = ctx.scratch.join(format!("train-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut req = TrainRequest::new(kind, &dir);
@@ -78,10 +81,16 @@ fn with_pipeline(
     req.iterations = Some(iters + 1);
     req.save_interval = Duration::from_secs(24 * 3600);
     let times = Times::default();
-    dfl_train::train(&req, &times, &dfl_core::NoProgress, &AtomicBool::new(false))?;
+    let report = dfl_train::train(&req, &times, &dfl_core::NoProgress, &AtomicBool::new(false))?;
     let _ = std::fs::remove_dir_all(&dir);
     let v = times.0.into_inner().unwrap_or_default();
-    Ok(best(v.into_iter().skip(1).collect()))
+    let after_first: f64 = v.iter().skip(1).sum();
+    let wait_pct = if after_first > 0.0 {
+        100.0 * report.data_wait_ms / after_first
+    } else {
+        0.0
+    };
+    Ok((best(v.into_iter().skip(1).collect()), wait_pct))
 }
 
 /// Fastest ms of the same model's step on one prepared batch (pipeline off).
@@ -216,7 +225,7 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
             }
             ModelKind::Quick96 => (OptionOverrides::default(), Quick96::options()),
         };
-        let on = with_pipeline(ctx, kind, overrides, iters)?;
+        let (on, wait_pct) = with_pipeline(ctx, kind, overrides, iters)?;
         let off = without_pipeline(kind, &options, iters)?;
         figures.push(Figure {
             name: format!("{name}: ms/iteration, data pipeline on"),
@@ -241,6 +250,14 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
             better: Better::Lower,
             reference: None,
             goal: Some(1.05),
+        });
+        figures.push(Figure {
+            name: format!("{name}: engine waiting for data"),
+            unit: "%",
+            ours: wait_pct,
+            better: Better::Lower,
+            reference: None,
+            goal: Some(5.0),
         });
         dfl_core::Progress::inc(&progress, 1);
     }
