@@ -64,8 +64,9 @@ impl Ffmpeg {
         Ok(line)
     }
 
-    /// An ffmpeg command with the options every call shares (no banner, errors only).
-    pub(crate) fn ffmpeg(&self) -> Command {
+    /// An ffmpeg command with the options every call shares (no banner, errors only); public
+    /// so that other steps (the demo's sample clips) run the same located program.
+    pub fn ffmpeg(&self) -> Command {
         let mut c = Command::new(&self.ffmpeg);
         c.args(["-hide_banner", "-loglevel", "error"]);
         c

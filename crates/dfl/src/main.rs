@@ -8,6 +8,7 @@ mod demo;
 mod eval;
 mod extract;
 mod faceset;
+mod merge;
 mod model;
 mod progress;
 mod train;
@@ -49,8 +50,10 @@ enum Command {
     /// names, resize, debug pictures).
     #[command(subcommand)]
     Faceset(faceset::FacesetCmd),
-    /// Run the workflow on bundled samples in a throw-away workspace (for now: the video
-    /// steps on synthetic clips).
+    /// Step 7: merge the learned face into every dst frame (PNG frames, masks, provenance).
+    Merge(merge::MergeArgs),
+    /// Run every step on two bundled photos in a throw-away workspace: sample videos,
+    /// frames, faces, a few minutes of training, merge, result.mp4 and a preview.
     Demo(demo::DemoArgs),
     /// Step 6: train a SAEHD or Quick96 model (saves on Ctrl-C/SIGTERM, resumes).
     #[command(subcommand)]
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Extract(args) => extract::run(args, &ui),
         Command::Eval(cmd) => eval::run(cmd),
         Command::Faceset(cmd) => faceset::run(cmd, &ui),
+        Command::Merge(args) => merge::run(args, &ui),
         Command::Demo(args) => demo::run(args, &ui),
         Command::Train(cmd) => train::run(cmd, &ui),
         Command::Model(cmd) => model::run(cmd),

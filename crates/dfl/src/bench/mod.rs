@@ -8,6 +8,7 @@
 mod extract;
 mod faceset;
 mod image;
+mod merge;
 mod nn;
 mod train;
 mod video;
@@ -101,6 +102,7 @@ fn groups() -> Vec<(&'static str, Group)> {
         ("image", image::run),
         ("nn", nn::run),
         ("train", train::run),
+        ("merge", merge::run),
     ]
 }
 
