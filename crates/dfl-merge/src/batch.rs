@@ -26,7 +26,7 @@ use crate::frames::{
 };
 use crate::model::{MergeModel, XSegMasker};
 use crate::motion::motion_vectors;
-use crate::provenance::{Counts, Inputs, MergeManifest, NOTICE, rfc3339_utc};
+use crate::provenance::{Counts, Inputs, MergeManifest, NOTICE};
 use crate::session::MergerSession;
 use dfl_core::{Progress, Shard};
 use dfl_geom::Pt;
@@ -346,7 +346,7 @@ pub fn merge_folder(
         tool: "dfl-rs",
         version: env!("CARGO_PKG_VERSION"),
         step: "merge",
-        created_utc: rfc3339_utc(std::time::SystemTime::now()),
+        created_utc: dfl_video::rfc3339_utc(std::time::SystemTime::now()),
         synthetic_faces: true,
         notice: NOTICE,
         status,

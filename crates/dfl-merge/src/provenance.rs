@@ -8,7 +8,6 @@ use crate::error::{MergeError, Result};
 use crate::model::ModelInfo;
 use serde::Serialize;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// File name of the manifest (the name `dfl video build` looks for).
 pub const MANIFEST_FILE: &str = dfl_video::FRAMES_PROVENANCE;
@@ -91,41 +90,5 @@ impl MergeManifest {
             .map_err(|e| MergeError::Invalid(format!("provenance: {e}")))?;
         bytes.push(b'\n');
         dfl_core::atomic_write(&path, &bytes).map_err(|e| MergeError::io(&path, e))
-    }
-}
-
-/// `t` as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-pub fn rfc3339_utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn utc_dates() {
-        let at = |s: u64| rfc3339_utc(UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59Z");
     }
 }

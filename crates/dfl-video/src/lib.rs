@@ -37,7 +37,7 @@ pub use frames::{
     write_replacing,
 };
 pub use probe::{AudioStream, MAX_SIDE, VideoInfo, probe};
-pub use provenance::{FRAMES_PROVENANCE, Manifest, manifest_path};
+pub use provenance::{FRAMES_PROVENANCE, Manifest, manifest_path, rfc3339_utc};
 pub use testclip::{TestClip, make_test_clip};
 pub use tools::{FFMPEG_ENV, FFPROBE_ENV, Ffmpeg};
 pub use units::{Rate, Time};
