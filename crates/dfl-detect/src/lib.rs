@@ -18,6 +18,7 @@ pub mod nets;
 pub mod output;
 pub mod prep;
 pub mod ssd;
+pub mod ssd_cpu;
 pub mod tfjs;
 
 pub use extract::{ExtractError, ExtractOptions, ExtractReport, extract};

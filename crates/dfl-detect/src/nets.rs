@@ -168,27 +168,8 @@ impl FaceDetector {
             return Vec::new();
         }
         let n = self.options.input_size.clamp(64, 2048);
-        let mut buf = vec![0f32; jobs.len() * 3 * n * n];
-        for ((img, r), dst) in jobs.iter().zip(buf.chunks_mut(3 * n * n)) {
-            let s = r.side / n as f32;
-            let k = 1.0 / 127.5;
-            // TF's resizeBilinear without half-pixel centres (output pixel i reads source
-            // i * s), as face-api feeds the net: boxes then match face-api's to IoU > 0.98.
-            sample_planar(
-                img,
-                [[s, 0.0, r.x], [0.0, s, r.y]],
-                n,
-                n,
-                [k; 3],
-                [-1.0; 3],
-                dst,
-            );
-        }
-        let x = Tensor::<4>::from_data(
-            TensorData::new(buf, [jobs.len(), 3, n, n]),
-            self.net.device(),
-        );
-        let raw = self.net.forward(x);
+        let buf = Self::planar_input(jobs, n);
+        let raw = self.net.detect_planar(buf, jobs.len(), n);
         jobs.iter()
             .zip(raw)
             .map(|((img, r), boxes)| {
@@ -218,6 +199,27 @@ impl FaceDetector {
                 .collect()
             })
             .collect()
+    }
+
+    /// The regions resampled to the net's `n x n` input, planar, scaled to [-1, 1].
+    fn planar_input(jobs: &[(RgbView<'_>, Region)], n: usize) -> Vec<f32> {
+        let mut buf = vec![0f32; jobs.len() * 3 * n * n];
+        for ((img, r), dst) in jobs.iter().zip(buf.chunks_mut(3 * n * n)) {
+            let s = r.side / n as f32;
+            let k = 1.0 / 127.5;
+            // TF's resizeBilinear without half-pixel centres (output pixel i reads source
+            // i * s), as face-api feeds the net: boxes then match face-api's to IoU > 0.98.
+            sample_planar(
+                img,
+                [[s, 0.0, r.x], [0.0, s, r.y]],
+                n,
+                n,
+                [k; 3],
+                [-1.0; 3],
+                dst,
+            );
+        }
+        buf
     }
 
     /// Faces including small ones: the whole image, then overlapping square tiles (side
@@ -347,5 +349,61 @@ impl Landmarker {
             .zip(jobs)
             .map(|(pts, (_, crop))| pts.map(|[u, v]| crop.to_image(u, v)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::load_frame;
+    use std::path::Path;
+
+    /// The detector's CPU fast path gives the engine path's boxes and scores on every anchor
+    /// of a real photo, at face-api's input size and another one, one and two images a call.
+    #[test]
+    fn cpu_fast_path_matches_the_engine() {
+        let dev = Device::flex();
+        let det = FaceDetector::bundled(&dev).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/samples/sample1.jpg");
+        let frame = load_frame(&path).unwrap();
+        let img = frame.view();
+        let side = img.width().max(img.height()) as f32;
+        let region = Region {
+            x: 0.0,
+            y: 0.0,
+            side,
+        };
+        let half = Region {
+            x: 0.0,
+            y: 0.0,
+            side: side / 2.0,
+        };
+        for (n, jobs) in [
+            (512, vec![(img, region)]),
+            (320, vec![(img, region), (img, half)]),
+        ] {
+            let buf = FaceDetector::planar_input(&jobs, n);
+            let fast = det.net.detect_planar(buf.clone(), jobs.len(), n);
+            let engine = det.net.forward(Tensor::from_data(
+                TensorData::new(buf, [jobs.len(), 3, n, n]),
+                &dev,
+            ));
+            assert_eq!(fast.len(), jobs.len());
+            for (f, e) in fast.iter().zip(&engine) {
+                assert_eq!(f.len(), e.len());
+                let (mut d_box, mut d_score) = (0f32, 0f32);
+                for (a, b) in f.iter().zip(e) {
+                    d_score = d_score.max((a.score - b.score).abs());
+                    for k in 0..4 {
+                        d_box = d_box.max((a.yxyx[k] - b.yxyx[k]).abs());
+                    }
+                }
+                assert!(
+                    d_box < 1e-4 && d_score < 1e-4,
+                    "input {n}: boxes {d_box}, scores {d_score}"
+                );
+                assert!(f.iter().any(|b| b.score > 0.9), "input {n}: no face found");
+            }
+        }
     }
 }

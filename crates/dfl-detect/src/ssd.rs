@@ -10,9 +10,10 @@
 //! log-size / 5); the face score is `sigmoid(class logit 1)`.
 
 use crate::layers::{Conv, get1, get4};
+use crate::ssd_cpu::{Act, CpuSsd, DenseConv, DepthwiseConv};
 use crate::tfjs::{TfjsError, WeightMap};
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 /// Side of the square network input face-api uses (and the default here).
 pub const SSD_INPUT: usize = 512;
@@ -44,6 +45,8 @@ pub struct SsdMobilenetV1 {
     /// Per prediction layer, the anchor boxes' (height, width) in units of the input square,
     /// read from the stored anchors; they tile any grid (see [`anchors_for`]).
     shapes: Vec<Vec<[f32; 2]>>,
+    /// The same net for the CPU fast path, built when `device` is burn's CPU backend.
+    cpu: Option<CpuSsd>,
     device: Device,
 }
 
@@ -71,6 +74,15 @@ pub fn anchors_for(shapes: &[Vec<[f32; 2]>], grids: &[usize]) -> Vec<[f32; 4]> {
 impl SsdMobilenetV1 {
     /// Builds the net from face-api's `ssd_mobilenetv1_model` weights.
     pub fn from_weights(w: &WeightMap, device: &Device) -> Result<Self, TfjsError> {
+        let mut net = Self::engine_from_weights(w, device)?;
+        if *device == Device::flex() {
+            net.cpu = Some(cpu_from_weights(w)?);
+        }
+        Ok(net)
+    }
+
+    /// The engine path only (the reference the CPU fast path is tested against).
+    pub fn engine_from_weights(w: &WeightMap, device: &Device) -> Result<Self, TfjsError> {
         let pointwise = |prefix: &str, stride: usize| -> Result<Conv, TfjsError> {
             let (f, s) = get4(w, &format!("{prefix}/weights"))?;
             let b = get1(w, &format!("{prefix}/convolution_bn_offset"), s[3])?;
@@ -81,15 +93,7 @@ impl SsdMobilenetV1 {
         for i in 1..=13 {
             let p = format!("MobilenetV1/Conv2d_{i}_depthwise");
             let (f, s) = get4(w, &format!("{p}/depthwise_weights"))?;
-            let c = s[2];
-            let gamma = get1(w, &format!("{p}/BatchNorm/gamma"), c)?;
-            let beta = get1(w, &format!("{p}/BatchNorm/beta"), c)?;
-            let mean = get1(w, &format!("{p}/BatchNorm/moving_mean"), c)?;
-            let var = get1(w, &format!("{p}/BatchNorm/moving_variance"), c)?;
-            let scale: Vec<f32> = (0..c)
-                .map(|k| gamma[k] / (var[k] + BN_EPS).sqrt())
-                .collect();
-            let shift: Vec<f32> = (0..c).map(|k| beta[k] - mean[k] * scale[k]).collect();
+            let (scale, shift) = folded_batch_norm(w, &p, s[2])?;
             let stride = if [2, 4, 6, 12].contains(&i) { 2 } else { 1 };
             pairs.push(Pair {
                 depthwise: Conv::depthwise(f, s, Some(&scale), Some(&shift), stride, device),
@@ -152,6 +156,7 @@ impl SsdMobilenetV1 {
             box_enc,
             class,
             shapes,
+            cpu: None,
             device: device.clone(),
         })
     }
@@ -161,9 +166,35 @@ impl SsdMobilenetV1 {
         &self.device
     }
 
-    /// Runs the net on a batch `[n, 3, s, s]` already scaled to [-1, 1] (face-api uses
-    /// s = 512; any size works, the anchors are re-tiled to the feature maps) and returns every
-    /// anchor's decoded box and score, per image.
+    /// Runs the net on `n` planar images `[3, s, s]` back to back in `planes`, already
+    /// scaled to [-1, 1] (face-api uses s = 512; any size works, the anchors are re-tiled to
+    /// the feature maps), and returns every anchor's decoded box and score, per image. Uses
+    /// the CPU fast path when the net lives on the CPU, else the engine.
+    pub fn detect_planar(&self, planes: Vec<f32>, n: usize, s: usize) -> Vec<Vec<RawBox>> {
+        match &self.cpu {
+            Some(cpu) => planes
+                .chunks_exact(3 * s * s)
+                .take(n)
+                .map(|img| {
+                    let (b, c, grids) = cpu.forward(img, s);
+                    let scores: Vec<f32> = c
+                        .chunks_exact(3)
+                        .map(|l| 1.0 / (1.0 + (-l[1]).exp()))
+                        .collect();
+                    let anchors = anchors_for(&self.shapes, &grids);
+                    decode_all(&anchors, &b, &scores, 1)
+                        .pop()
+                        .unwrap_or_default()
+                })
+                .collect(),
+            None => self.forward(Tensor::from_data(
+                TensorData::new(planes, [n, 3, s, s]),
+                &self.device,
+            )),
+        }
+    }
+
+    /// The engine path of [`SsdMobilenetV1::detect_planar`] on a batch `[n, 3, s, s]`.
     pub fn forward(&self, x: Tensor<4>) -> Vec<Vec<RawBox>> {
         let relu6 = |t: Tensor<4>| t.clamp(0.0, 6.0);
         let mut out = relu6(self.conv0.forward(x));
@@ -186,7 +217,6 @@ impl SsdMobilenetV1 {
         let n = feats[0].dims()[0];
         let grids: Vec<usize> = feats.iter().map(|f| f.dims()[2]).collect();
         let anchors = anchors_for(&self.shapes, &grids);
-        let count = anchors.len();
         let mut boxes = Vec::new();
         let mut classes = Vec::new();
         for (i, f) in feats.into_iter().enumerate() {
@@ -199,22 +229,97 @@ impl SsdMobilenetV1 {
         let scores = sigmoid(Tensor::cat(classes, 1).narrow(2, 1, 1));
         let b: Vec<f32> = boxes.into_data().try_to_vec::<f32>().unwrap_or_default();
         let s: Vec<f32> = scores.into_data().try_to_vec::<f32>().unwrap_or_default();
-        (0..n)
-            .map(|bi| {
-                (0..count)
-                    .filter_map(|k| {
-                        let enc = b.get((bi * count + k) * 4..(bi * count + k) * 4 + 4)?;
-                        let score = *s.get(bi * count + k)?;
-                        let a = anchors.get(k)?;
-                        Some(RawBox {
-                            yxyx: decode_box(a, enc),
-                            score,
-                        })
-                    })
-                    .collect()
-            })
-            .collect()
+        decode_all(&anchors, &b, &s, n)
     }
+}
+
+/// Decoded boxes of `n` images from their box encodings (4 per anchor) and scores.
+fn decode_all(anchors: &[[f32; 4]], b: &[f32], s: &[f32], n: usize) -> Vec<Vec<RawBox>> {
+    let count = anchors.len();
+    (0..n)
+        .map(|bi| {
+            (0..count)
+                .filter_map(|k| {
+                    let enc = b.get((bi * count + k) * 4..(bi * count + k) * 4 + 4)?;
+                    let score = *s.get(bi * count + k)?;
+                    let a = anchors.get(k)?;
+                    Some(RawBox {
+                        yxyx: decode_box(a, enc),
+                        score,
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A depthwise layer's batch norm folded into a per-channel `(scale, shift)`.
+fn folded_batch_norm(
+    w: &WeightMap,
+    prefix: &str,
+    c: usize,
+) -> Result<(Vec<f32>, Vec<f32>), TfjsError> {
+    let gamma = get1(w, &format!("{prefix}/BatchNorm/gamma"), c)?;
+    let beta = get1(w, &format!("{prefix}/BatchNorm/beta"), c)?;
+    let mean = get1(w, &format!("{prefix}/BatchNorm/moving_mean"), c)?;
+    let var = get1(w, &format!("{prefix}/BatchNorm/moving_variance"), c)?;
+    let scale: Vec<f32> = (0..c)
+        .map(|k| gamma[k] / (var[k] + BN_EPS).sqrt())
+        .collect();
+    let shift = (0..c).map(|k| beta[k] - mean[k] * scale[k]).collect();
+    Ok((scale, shift))
+}
+
+/// The CPU fast path's copy of the net (same weights, NHWC layers).
+fn cpu_from_weights(w: &WeightMap) -> Result<CpuSsd, TfjsError> {
+    let dense = |prefix: &str, bias: &str, stride: usize, act: Act| {
+        let (f, s) = get4(w, &format!("{prefix}/weights"))?;
+        let b = get1(w, &format!("{prefix}/{bias}"), s[3])?;
+        Ok::<_, TfjsError>(DenseConv::new(f, s, b, stride, act))
+    };
+    let bn = "convolution_bn_offset";
+    let conv0 = dense("MobilenetV1/Conv2d_0_pointwise", bn, 2, Act::Relu6)?;
+    let mut pairs = Vec::new();
+    for i in 1..=13 {
+        let p = format!("MobilenetV1/Conv2d_{i}_depthwise");
+        let (f, s) = get4(w, &format!("{p}/depthwise_weights"))?;
+        let (scale, shift) = folded_batch_norm(w, &p, s[2])?;
+        let stride = if [2, 4, 6, 12].contains(&i) { 2 } else { 1 };
+        pairs.push((
+            DepthwiseConv::new(f, s, &scale, &shift, stride),
+            dense(
+                &format!("MobilenetV1/Conv2d_{i}_pointwise"),
+                bn,
+                1,
+                Act::Relu6,
+            )?,
+        ));
+    }
+    let extra = (0..8)
+        .map(|i| {
+            dense(
+                &format!("Prediction/Conv2d_{i}_pointwise"),
+                bn,
+                1 + i % 2,
+                Act::Relu6,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let heads = (0..6)
+        .map(|i| {
+            let p = format!("Prediction/BoxPredictor_{i}");
+            Ok((
+                dense(&format!("{p}/BoxEncodingPredictor"), "biases", 1, Act::None)?,
+                dense(&format!("{p}/ClassPredictor"), "biases", 1, Act::None)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, TfjsError>>()?;
+    Ok(CpuSsd {
+        conv0,
+        pairs,
+        extra,
+        heads,
+    })
 }
 
 /// TF object-detection box decoding of `enc` (`[ty, tx, th, tw]`) against `anchor`
