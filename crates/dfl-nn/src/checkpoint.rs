@@ -16,7 +16,7 @@
 //! the previous generation untouched, and a half-written generation never has its final name.
 
 use crate::error::{NnError, Result};
-use crate::store::{NamedTensor, read_safetensors, write_safetensors, write_synced};
+use crate::store::{NamedTensor, SaveTensor, read_safetensors, write_safetensors, write_synced};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -39,11 +39,11 @@ pub struct CheckpointDir {
 
 /// What a checkpoint holds, ready to write.
 #[derive(Debug, Clone, Default)]
-pub struct CheckpointData {
+pub struct CheckpointData<'a> {
     /// Network weights by name.
-    pub weights: BTreeMap<String, NamedTensor>,
+    pub weights: BTreeMap<String, SaveTensor<'a>>,
     /// Optimizer state by name.
-    pub optimizer: BTreeMap<String, NamedTensor>,
+    pub optimizer: BTreeMap<String, SaveTensor<'a>>,
     /// Options, counters, loss history… (a JSON object).
     pub state: Value,
 }
@@ -164,7 +164,7 @@ impl CheckpointDir {
     }
 
     /// Writes a new generation and prunes old ones. Returns the new generation's folder.
-    pub fn save(&self, data: &CheckpointData) -> Result<PathBuf> {
+    pub fn save(&self, data: &CheckpointData<'_>) -> Result<PathBuf> {
         fs::create_dir_all(&self.root).map_err(|e| NnError::io(&self.root, e))?;
         let next = self.entries()?.last().map(|(g, _, _)| g + 1).unwrap_or(1);
         let name = format!("{next:08}");
@@ -254,14 +254,14 @@ impl CheckpointDir {
 mod tests {
     use super::*;
 
-    fn data(v: f32) -> CheckpointData {
+    fn data(v: f32) -> CheckpointData<'static> {
         let mut weights = BTreeMap::new();
         weights.insert(
             "a.weight".to_string(),
-            NamedTensor {
+            SaveTensor::Owned(NamedTensor {
                 shape: vec![2, 3],
                 data: vec![v; 6],
-            },
+            }),
         );
         CheckpointData {
             weights,

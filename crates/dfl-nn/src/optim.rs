@@ -8,7 +8,7 @@
 //! devices it is written with tensor operations. Tests keep the two in agreement.
 
 use crate::error::{NnError, Result};
-use crate::store::{NamedTensor, PathTracker, to_host};
+use crate::store::{NamedTensor, PathTracker, SaveTensor, to_host};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Distribution, Gradients, Tensor, TensorData};
 use rand::rngs::{SmallRng, StdRng};
@@ -450,43 +450,69 @@ impl DflOptimizer {
     /// (RMSprop), DFL's names. The step counter is [`Self::iters`] (stored in the
     /// checkpoint's JSON).
     pub fn state_tensors(&self) -> BTreeMap<String, NamedTensor> {
+        self.state_for_save()
+            .into_iter()
+            .map(|(k, t)| {
+                let shape = t.shape().to_vec();
+                let data = match t {
+                    SaveTensor::Host { data, .. } => data.to_vec(),
+                    SaveTensor::Device { tensor, .. } => to_host(*tensor).data,
+                    SaveTensor::Owned(t) => t.data,
+                };
+                (k, NamedTensor { shape, data })
+            })
+            .collect()
+    }
+
+    /// The same state as [`Self::state_tensors`], borrowed (host slots) or as device
+    /// handles, for a checkpoint to write without a second copy.
+    pub fn state_for_save(&self) -> BTreeMap<String, SaveTensor<'_>> {
         let mut out = BTreeMap::new();
         let (first_name, second_name) = match self.config.kind {
             OptimizerKind::AdaBelief => ("ms", "vs"),
             OptimizerKind::RmsProp => ("acc", ""),
         };
         for (name, slot) in &self.slots {
-            let (shape, first, second) = match slot {
+            let (first, second) = match slot {
                 Slot::Host {
                     shape,
                     first,
                     second,
-                } => (shape.clone(), first.clone(), second.clone()),
+                } => (
+                    SaveTensor::Host {
+                        shape: shape.clone(),
+                        data: first,
+                    },
+                    SaveTensor::Host {
+                        shape: shape.clone(),
+                        data: second,
+                    },
+                ),
                 Slot::Device {
                     shape,
                     first,
                     second,
                 } => (
-                    shape.clone(),
-                    to_host(first.clone()).data,
-                    second.clone().map(|s| to_host(s).data).unwrap_or_default(),
+                    SaveTensor::Device {
+                        shape: shape.clone(),
+                        tensor: Box::new(first.clone()),
+                    },
+                    match second {
+                        Some(s) => SaveTensor::Device {
+                            shape: shape.clone(),
+                            tensor: Box::new(s.clone()),
+                        },
+                        // RMSprop has no second slot; never written (see below).
+                        None => SaveTensor::Host {
+                            shape: Vec::new(),
+                            data: &[],
+                        },
+                    },
                 ),
             };
-            out.insert(
-                format!("{first_name}.{name}"),
-                NamedTensor {
-                    shape: shape.clone(),
-                    data: first,
-                },
-            );
+            out.insert(format!("{first_name}.{name}"), first);
             if !second_name.is_empty() {
-                out.insert(
-                    format!("{second_name}.{name}"),
-                    NamedTensor {
-                        shape,
-                        data: second,
-                    },
-                );
+                out.insert(format!("{second_name}.{name}"), second);
             }
         }
         out

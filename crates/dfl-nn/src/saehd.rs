@@ -16,7 +16,7 @@ use crate::losses::{
 };
 use crate::optim::{DflOptimizer, OptimConfig, OptimizerKind};
 use crate::options::SaehdOptions;
-use crate::store::{collect_params, load_params};
+use crate::store::{collect_param_handles, load_params};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
@@ -1025,23 +1025,23 @@ impl Saehd {
     /// Writes a checkpoint generation into `dir` (see [`CheckpointDir`]).
     pub fn save(&self, dir: &CheckpointDir) -> Result<std::path::PathBuf> {
         let mut weights = BTreeMap::new();
-        collect_params(self.nets_ref()?, "", &mut weights);
+        collect_param_handles(self.nets_ref()?, "", &mut weights);
         let mut optimizer = BTreeMap::new();
         let mut optimizer_iters = BTreeMap::new();
-        let mut add_opt = |prefix: &str, opt: &DflOptimizer| {
-            for (k, v) in opt.state_tensors() {
+        let mut opts: Vec<(&str, &DflOptimizer)> = vec![(G_OPT, &self.g_opt)];
+        if let Some((d, opt)) = &self.code_d {
+            collect_param_handles(d, CODE_D, &mut weights);
+            opts.push((CODE_D_OPT, opt));
+        }
+        if let Some((d, opt)) = &self.gan_d {
+            collect_param_handles(d, GAN_D, &mut weights);
+            opts.push((GAN_D_OPT, opt));
+        }
+        for (prefix, opt) in opts {
+            for (k, v) in opt.state_for_save() {
                 optimizer.insert(format!("{prefix}.{k}"), v);
             }
             optimizer_iters.insert(prefix.to_string(), opt.iters());
-        };
-        add_opt(G_OPT, &self.g_opt);
-        if let Some((d, opt)) = &self.code_d {
-            collect_params(d, CODE_D, &mut weights);
-            add_opt(CODE_D_OPT, opt);
-        }
-        if let Some((d, opt)) = &self.gan_d {
-            collect_params(d, GAN_D, &mut weights);
-            add_opt(GAN_D_OPT, opt);
         }
         let state = SavedState {
             format: CHECKPOINT_FORMAT.to_string(),

@@ -10,7 +10,7 @@ use crate::layers::Init;
 use crate::losses::{bce_with_logits_map, dssim, mse};
 use crate::optim::{DflOptimizer, OptimConfig, OptimizerKind};
 use crate::options::FaceType;
-use crate::store::{collect_params, load_params};
+use crate::store::{collect_param_handles, load_params};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
@@ -204,10 +204,10 @@ impl XSegModel {
     /// Writes a checkpoint generation.
     pub fn save(&self, dir: &CheckpointDir) -> Result<std::path::PathBuf> {
         let mut weights = BTreeMap::new();
-        collect_params(self.net()?, "", &mut weights);
+        collect_param_handles(self.net()?, "", &mut weights);
         let optimizer = self
             .opt
-            .state_tensors()
+            .state_for_save()
             .into_iter()
             .map(|(k, v)| (format!("opt.{k}"), v))
             .collect();

@@ -317,11 +317,13 @@ pub fn run(cmd: TrainCmd, ui: &Ui) -> Result<()> {
     if !ui.quiet {
         println!(
             "{} iterations in this run, {:.0} ms/iteration, data wait {:.0} ms in all \
-             (longest {:.0} ms), first iteration {:.1} s after launch",
+             (longest {:.0} ms), training started {:.1} s and first iteration done {:.1} s \
+             after launch",
             report.iterations_run,
             report.mean_ms,
             report.data_wait_ms,
             report.data_wait_max_ms,
+            report.to_first_batch_s,
             report.to_first_step_s
         );
     }
