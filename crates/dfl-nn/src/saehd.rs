@@ -129,11 +129,12 @@ impl SaehdNets {
     pub fn predict(&self, dst: Tensor<4>) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>)> {
         let code = self.encoder.forward(dst);
         match self.wiring()? {
+            // Only the branches whose outputs are used: the dst decoder's (DF) or the dst
+            // code's (LIAE) image is never looked at, and is half of the work.
             Wiring::Df { inter, src, dst } => {
                 let z = inter.forward(code);
                 let (face, prd) = src.forward(z.clone());
-                let (_, dst_mask) = dst.forward(z);
-                Ok((face, prd, dst_mask))
+                Ok((face, prd, dst.forward_mask(z)))
             }
             Wiring::Liae { ab, b, dec } => {
                 let zab = ab.forward(code.clone());
@@ -141,12 +142,9 @@ impl SaehdNets {
                 let code_dst = Tensor::cat(vec![zb, zab.clone()], 1);
                 let code_src_dst = Tensor::cat(vec![zab.clone(), zab], 1);
                 let n = code_dst.dims()[0];
-                let (img, mask) = dec.forward(Tensor::cat(vec![code_src_dst, code_dst], 0));
-                Ok((
-                    img.narrow(0, 0, n),
-                    mask.clone().narrow(0, 0, n),
-                    mask.narrow(0, n, n),
-                ))
+                let img = dec.forward_rgb(code_src_dst.clone());
+                let mask = dec.forward_mask(Tensor::cat(vec![code_src_dst, code_dst], 0));
+                Ok((img, mask.clone().narrow(0, 0, n), mask.narrow(0, n, n)))
             }
         }
     }

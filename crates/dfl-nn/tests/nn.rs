@@ -135,6 +135,28 @@ fn every_variant_and_loss_term_trains() {
     );
 }
 
+/// Merge-time prediction runs only the decoder branches it returns; its outputs equal the
+/// full forward pass's (the preview's dst->src swap, its mask, and the dst->dst mask).
+#[test]
+fn predict_equals_the_full_forward() {
+    let batch = dfl_nn::synthetic::batch(2, 32, 5, &Device::flex());
+    for archi in ["df-ud", "liae-ud", "liae-t"] {
+        let m = Saehd::new(tiny(archi, 32), DeviceSpec::Cpu, 3).unwrap();
+        let (face, prd, dst) = m.predict(batch.target_dst.clone()).unwrap();
+        let full = m
+            .preview(batch.target_dst.clone(), batch.target_dst.clone())
+            .unwrap();
+        for (what, a, b) in [
+            ("face", face, full.src_dst.0),
+            ("prd mask", prd, full.src_dst.1),
+            ("dst mask", dst, full.dst_dst.1),
+        ] {
+            let d = max_diff(&values(a), &values(b));
+            assert!(d < 1e-5, "{archi} {what}: {d}");
+        }
+    }
+}
+
 /// DFL's override rules: leaving pretrain resets the counter and re-initialises the inter
 /// (encoder kept); arch options cannot change; the discriminators follow the options.
 #[test]

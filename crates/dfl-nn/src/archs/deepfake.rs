@@ -262,7 +262,13 @@ impl Decoder {
 
     /// Code `[B, in, r, r]` -> (rgb `[B, 3, R, R]`, mask `[B, 1, R, R]`).
     pub fn forward(&self, z: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let mut x = self.upscale0.forward(z.clone());
+        (self.forward_rgb(z.clone()), self.forward_mask(z))
+    }
+
+    /// The image branch alone: code `[B, in, r, r]` -> rgb `[B, 3, R, R]` (the two
+    /// branches share only the input, so a caller that needs one skips the other's cost).
+    pub fn forward_rgb(&self, z: Tensor<4>) -> Tensor<4> {
+        let mut x = self.upscale0.forward(z);
         x = self.res0.forward(x);
         x = self.upscale1.forward(x);
         x = self.res1.forward(x);
@@ -271,12 +277,16 @@ impl Decoder {
         if let (Some(u), Some(r)) = (&self.upscale3, &self.res3) {
             x = r.forward(u.forward(x));
         }
-        let rgb = match (&self.out_conv1, &self.out_conv2, &self.out_conv3) {
+        match (&self.out_conv1, &self.out_conv2, &self.out_conv3) {
             (Some(c1), Some(c2), Some(c3)) => {
                 sig(depth_to_space(d_head(&self.out_conv, [c1, c2, c3], x), 2))
             }
             _ => sig(self.out_conv.forward(x)),
-        };
+        }
+    }
+
+    /// The mask branch alone: code `[B, in, r, r]` -> mask `[B, 1, R, R]`.
+    pub fn forward_mask(&self, z: Tensor<4>) -> Tensor<4> {
         let mut m = self.upscalem0.forward(z);
         m = self.upscalem1.forward(m);
         m = self.upscalem2.forward(m);
@@ -286,8 +296,7 @@ impl Decoder {
         if let Some(u) = &self.upscalem4 {
             m = u.forward(m);
         }
-        let mask = sig(self.out_convm.forward(m));
-        (rgb, mask)
+        sig(self.out_convm.forward(m))
     }
 }
 
