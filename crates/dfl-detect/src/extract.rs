@@ -15,6 +15,7 @@ use dfl_geom::FaceType;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use rayon::prelude::*;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// What `dfl extract` does.
@@ -285,7 +286,7 @@ fn stems_with_faces(output: &Path) -> HashSet<String> {
 
 enum Decoded {
     Frame(String, Frame),
-    Bad(String, String),
+    Bad(String),
 }
 
 struct Work {
@@ -385,7 +386,7 @@ fn read_frames(todo: Vec<PathBuf>, tx: SyncSender<Decoded>) {
         let name = file_name(&p);
         let msg = match load_frame(&p) {
             Ok(f) => Decoded::Frame(name, f),
-            Err(e) => Decoded::Bad(name, frame_reason(&e)),
+            Err(e) => Decoded::Bad(frame_reason(&e)),
         };
         if tx.send(msg).is_err() {
             return;
@@ -410,20 +411,21 @@ fn run_nets(
         samples: opts.samples,
         small_faces: opts.small_faces,
     };
+    if !opts.track {
+        return run_nets_independent(models, &find, rx, tx, progress, report);
+    }
     let mut prev: Vec<FaceFound> = Vec::new();
     let mut since_detect = 0usize;
     for msg in rx {
         let (name, frame) = match msg {
             Decoded::Frame(n, f) => (n, f),
-            Decoded::Bad(n, why) => {
+            Decoded::Bad(why) => {
                 report.unreadable.push(why);
-                let _ = n;
                 progress.inc(1);
                 continue;
             }
         };
-        let tracked = if opts.track && (opts.detect_every == 0 || since_detect < opts.detect_every)
-        {
+        let tracked = if opts.detect_every == 0 || since_detect < opts.detect_every {
             track_faces(models, &frame, &prev, &find)
         } else {
             None
@@ -438,9 +440,7 @@ fn run_nets(
                 find_faces(models, &frame, &find)
             }
         };
-        if opts.track {
-            prev = faces.clone();
-        }
+        prev = faces.clone();
         report.frames_processed += 1;
         progress.message(&name);
         if tx.send(Work { name, frame, faces }).is_err() {
@@ -450,6 +450,56 @@ fn run_nets(
         progress.inc(1);
     }
     Ok(())
+}
+
+/// Per-frame detection: frames do not depend on each other, so one frame per worker thread
+/// goes through the nets at a time (the nets' serial stretches then overlap) and the results
+/// are passed on in frame order.
+fn run_nets_independent(
+    models: &Models,
+    find: &FindOptions,
+    rx: Receiver<Decoded>,
+    tx: SyncSender<Work>,
+    progress: &dyn Progress,
+    report: &mut ExtractReport,
+) -> Result<(), ExtractError> {
+    let group = rayon::current_num_threads().max(1);
+    loop {
+        let mut frames = Vec::with_capacity(group);
+        for msg in rx.iter().take(group) {
+            match msg {
+                Decoded::Frame(n, f) => frames.push((n, f)),
+                Decoded::Bad(why) => {
+                    report.unreadable.push(why);
+                    progress.inc(1);
+                }
+            }
+        }
+        if frames.is_empty() {
+            // Either the reader is done or this group was all unreadable frames.
+            match rx.recv() {
+                Ok(Decoded::Frame(n, f)) => frames.push((n, f)),
+                Ok(Decoded::Bad(why)) => {
+                    report.unreadable.push(why);
+                    progress.inc(1);
+                    continue;
+                }
+                Err(_) => return Ok(()),
+            }
+        }
+        let found: Vec<Vec<FaceFound>> = frames
+            .par_iter()
+            .map(|(_, frame)| find_faces(models, frame, find))
+            .collect();
+        for ((name, frame), faces) in frames.into_iter().zip(found) {
+            report.frames_processed += 1;
+            progress.message(&name);
+            if tx.send(Work { name, frame, faces }).is_err() {
+                return Ok(());
+            }
+            progress.inc(1);
+        }
+    }
 }
 
 fn write_faces(
