@@ -12,10 +12,10 @@ use crate::frame::{Frame, FrameError, load_frame};
 use crate::output::{CropOptions, OutputError, aligned_files, debug_picture};
 use dfl_core::{Progress, Shard, atomic_write, is_image_path};
 use dfl_geom::FaceType;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use rayon::prelude::*;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// What `dfl extract` does.

@@ -8,6 +8,7 @@
 //! a 7x7 average pool to 1x1x256 and a fully connected layer to 136 values: (x, y) pairs in
 //! units of the input square.
 
+use crate::cpu::{self, Act, CpuLandmarks, DenseConv, DepthwiseConv};
 use crate::layers::{Conv, get1, get4};
 use crate::tfjs::{TfjsError, WeightMap};
 use burn::tensor::activation::relu;
@@ -58,12 +59,24 @@ pub struct FaceLandmark68Net {
     blocks: Vec<DenseBlock>,
     fc_w: Tensor<2>,
     fc_b: Tensor<2>,
+    /// The same net for the CPU fast path, built when `device` is burn's CPU backend.
+    cpu: Option<CpuLandmarks>,
     device: Device,
 }
 
 impl FaceLandmark68Net {
-    /// Builds the net from face-api's `face_landmark_68_model` weights.
+    /// Builds the net from face-api's `face_landmark_68_model` weights (with the CPU fast path
+    /// when `device` is burn's CPU backend).
     pub fn from_weights(w: &WeightMap, device: &Device) -> Result<Self, TfjsError> {
+        let mut net = Self::engine_from_weights(w, device)?;
+        if *device == Device::flex() {
+            net.cpu = Some(cpu_from_weights(w)?);
+        }
+        Ok(net)
+    }
+
+    /// The engine path only (the reference the CPU fast path is tested against).
+    pub fn engine_from_weights(w: &WeightMap, device: &Device) -> Result<Self, TfjsError> {
         let separable = |prefix: &str, stride: usize| -> Result<Separable, TfjsError> {
             let (df, ds) = get4(w, &format!("{prefix}/depthwise_filter"))?;
             let (pf, ps) = get4(w, &format!("{prefix}/pointwise_filter"))?;
@@ -98,6 +111,7 @@ impl FaceLandmark68Net {
             blocks,
             fc_w: Tensor::from_data(TensorData::new(fw.data.clone(), [256, 136]), device),
             fc_b: Tensor::from_data(TensorData::new(fb.to_vec(), [1, 136]), device),
+            cpu: None,
             device: device.clone(),
         })
     }
@@ -107,8 +121,29 @@ impl FaceLandmark68Net {
         &self.device
     }
 
-    /// Runs the net on a normalised batch `[n, 3, 112, 112]`; returns `n` rows of 68 (x, y)
-    /// points in units of the input square (0..1 inside).
+    /// Runs the net on `n` normalised planar images `[3, 112, 112]` back to back in
+    /// `planes`; returns `n` rows of 68 (x, y) points in units of the input square (0..1
+    /// inside). Uses the CPU fast path when the net lives on the CPU, else the engine.
+    pub fn landmarks_planar(&self, planes: Vec<f32>, n: usize) -> Vec<[[f32; 2]; 68]> {
+        let s = LANDMARK_INPUT;
+        match &self.cpu {
+            Some(cpu) => {
+                use rayon::prelude::*;
+                planes
+                    .par_chunks_exact(3 * s * s)
+                    .take(n)
+                    .map(|img| cpu.forward(img, s))
+                    .collect()
+            }
+            None => self.forward(Tensor::from_data(
+                TensorData::new(planes, [n, 3, s, s]),
+                &self.device,
+            )),
+        }
+    }
+
+    /// The engine path of [`FaceLandmark68Net::landmarks_planar`] on a batch
+    /// `[n, 3, 112, 112]`.
     pub fn forward(&self, x: Tensor<4>) -> Vec<[[f32; 2]; 68]> {
         let n = x.dims()[0];
         let mut out = x;
@@ -129,4 +164,41 @@ impl FaceLandmark68Net {
             })
             .collect()
     }
+}
+
+/// The CPU fast path's copy of the net (same weights, NHWC layers).
+fn cpu_from_weights(w: &WeightMap) -> Result<CpuLandmarks, TfjsError> {
+    let separable = |prefix: &str, stride: usize| -> Result<cpu::Separable, TfjsError> {
+        let (df, ds) = get4(w, &format!("{prefix}/depthwise_filter"))?;
+        let (pf, ps) = get4(w, &format!("{prefix}/pointwise_filter"))?;
+        let b = get1(w, &format!("{prefix}/bias"), ps[3])?;
+        Ok(cpu::Separable {
+            depthwise: DepthwiseConv::new(df, ds, &[], &[], stride, Act::None),
+            pointwise: DenseConv::new(pf, ps, b, 1, Act::None),
+        })
+    };
+    let mut blocks = Vec::new();
+    for i in 0..4 {
+        let p = format!("dense{i}");
+        let conv0 = if i == 0 {
+            let (f, s) = get4(w, &format!("{p}/conv0/filters"))?;
+            let b = get1(w, &format!("{p}/conv0/bias"), s[3])?;
+            Ok(DenseConv::new(f, s, b, 2, Act::None))
+        } else {
+            Err(separable(&format!("{p}/conv0"), 2)?)
+        };
+        blocks.push(cpu::DenseBlock {
+            conv0,
+            rest: [
+                separable(&format!("{p}/conv1"), 1)?,
+                separable(&format!("{p}/conv2"), 1)?,
+                separable(&format!("{p}/conv3"), 1)?,
+            ],
+        });
+    }
+    Ok(CpuLandmarks {
+        blocks,
+        fc_w: w.get("fc/weights", &[256, 136])?.data.clone(),
+        fc_b: get1(w, "fc/bias", 136)?.to_vec(),
+    })
 }

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cpu;
 pub mod eval;
 pub mod extract;
 pub mod find;
@@ -18,7 +19,6 @@ pub mod nets;
 pub mod output;
 pub mod prep;
 pub mod ssd;
-pub mod ssd_cpu;
 pub mod tfjs;
 
 pub use extract::{ExtractError, ExtractOptions, ExtractReport, extract};

@@ -6,7 +6,7 @@ use crate::landmark68::{FaceLandmark68Net, LANDMARK_INPUT, LANDMARK_MEAN_RGB};
 use crate::prep::{Crop, RgbView, sample_planar};
 use crate::ssd::{RawBox, SSD_INPUT, SsdMobilenetV1, nms};
 use crate::tfjs::{TfjsError, WeightMap};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 
 const SSD_MANIFEST: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -339,12 +339,8 @@ impl Landmarker {
         for ((img, crop), dst) in jobs.iter().zip(buf.chunks_mut(3 * n * n)) {
             sample_planar(img, crop.sampling_matrix(n), n, n, [k; 3], shift, dst);
         }
-        let x = Tensor::<4>::from_data(
-            TensorData::new(buf, [jobs.len(), 3, n, n]),
-            self.net.device(),
-        );
         self.net
-            .forward(x)
+            .landmarks_planar(buf, jobs.len())
             .into_iter()
             .zip(jobs)
             .map(|(pts, (_, crop))| pts.map(|[u, v]| crop.to_image(u, v)))
@@ -356,6 +352,7 @@ impl Landmarker {
 mod tests {
     use super::*;
     use crate::frame::load_frame;
+    use burn::tensor::{Tensor, TensorData};
     use std::path::Path;
 
     /// The detector's CPU fast path gives the engine path's boxes and scores on every anchor
@@ -405,5 +402,53 @@ mod tests {
                 assert!(f.iter().any(|b| b.score > 0.9), "input {n}: no face found");
             }
         }
+    }
+
+    /// The landmark net's CPU fast path gives the engine path's points on the faces of a
+    /// real photo (several crops in one call, one of them the landmark-based crop of the
+    /// second, accurate pass).
+    #[test]
+    fn landmark_cpu_fast_path_matches_the_engine() {
+        let dev = Device::flex();
+        let det = FaceDetector::bundled(&dev).unwrap();
+        let lm = Landmarker::bundled(&dev).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/samples/sample1.jpg");
+        let frame = load_frame(&path).unwrap();
+        let img = frame.view();
+        let faces = det.detect(&[img]).remove(0);
+        assert!(faces.len() >= 2, "{} faces", faces.len());
+        let mut jobs: Vec<(RgbView<'_>, Crop)> = faces.iter().map(|f| (img, f.crop())).collect();
+        let pts = lm.landmarks(&jobs[..1]).remove(0);
+        jobs.push((img, crate::nets::crop_from_landmarks(&pts)));
+        let n = LANDMARK_INPUT;
+        let mut buf = vec![0f32; jobs.len() * 3 * n * n];
+        let shift = LANDMARK_MEAN_RGB.map(|m| -m / 255.0);
+        for ((img, crop), dst) in jobs.iter().zip(buf.chunks_mut(3 * n * n)) {
+            sample_planar(
+                img,
+                crop.sampling_matrix(n),
+                n,
+                n,
+                [1.0 / 255.0; 3],
+                shift,
+                dst,
+            );
+        }
+        let fast = lm.net.landmarks_planar(buf.clone(), jobs.len());
+        let engine = lm.net.forward(Tensor::from_data(
+            TensorData::new(buf, [jobs.len(), 3, n, n]),
+            &dev,
+        ));
+        assert_eq!(fast.len(), jobs.len());
+        let worst = fast
+            .iter()
+            .zip(&engine)
+            .flat_map(|(a, b)| {
+                a.iter()
+                    .zip(b)
+                    .map(|(p, q)| (p[0] - q[0]).abs().max((p[1] - q[1]).abs()))
+            })
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "landmarks differ by {worst} of the crop");
     }
 }

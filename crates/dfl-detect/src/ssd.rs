@@ -9,8 +9,8 @@
 //! as `Output/extra_dim`. Box decoding is the TF object-detection one (centre offsets / 10,
 //! log-size / 5); the face score is `sigmoid(class logit 1)`.
 
+use crate::cpu::{Act, CpuSsd, DenseConv, DepthwiseConv};
 use crate::layers::{Conv, get1, get4};
-use crate::ssd_cpu::{Act, CpuSsd, DenseConv, DepthwiseConv};
 use crate::tfjs::{TfjsError, WeightMap};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -286,7 +286,7 @@ fn cpu_from_weights(w: &WeightMap) -> Result<CpuSsd, TfjsError> {
         let (scale, shift) = folded_batch_norm(w, &p, s[2])?;
         let stride = if [2, 4, 6, 12].contains(&i) { 2 } else { 1 };
         pairs.push((
-            DepthwiseConv::new(f, s, &scale, &shift, stride),
+            DepthwiseConv::new(f, s, &scale, &shift, stride, Act::Relu6),
             dense(
                 &format!("MobilenetV1/Conv2d_{i}_pointwise"),
                 bn,

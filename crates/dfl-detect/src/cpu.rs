@@ -1,11 +1,13 @@
-//! CPU fast path of the SSD detector: the same net as [`crate::ssd`] in NHWC layout, with
-//! bias and ReLU6 fused into each layer, depthwise convolutions vectorised over channels and
-//! every pointwise convolution as one matrix product on all cores.
+//! CPU fast paths of the two nets: the same SSD detector as [`crate::ssd`] and the same
+//! landmark net as [`crate::landmark68`], in NHWC layout, with bias and activation fused into
+//! each layer, depthwise convolutions vectorised over channels and every pointwise
+//! convolution as one matrix product on all cores.
 //!
 //! Why: on the CPU the engine path spends most of a frame outside the matrix products
-//! (layout changes around each depthwise convolution, a separate pass for each ReLU6, buffers
-//! zeroed and copied per layer); this path does the same arithmetic in one pass per layer.
-//! The engine path stays the reference (and the path for GPUs): a test keeps the two equal.
+//! (layout changes around each depthwise convolution, a separate pass for each activation,
+//! buffers zeroed and copied per layer); this path does the same arithmetic in one pass per
+//! layer. The engine path stays the reference (and the path for GPUs): tests keep the two
+//! equal.
 
 use crate::layers::same_pad;
 use rayon::prelude::*;
@@ -61,14 +63,24 @@ fn sgemm(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
 pub enum Act {
     /// Nothing (the predictor heads).
     None,
+    /// `max(x, 0)`.
+    Relu,
     /// `min(max(x, 0), 6)`.
     Relu6,
 }
 
 fn activate(v: &mut [f32], act: Act) {
-    if act == Act::Relu6 {
-        for x in v {
-            *x = x.clamp(0.0, 6.0);
+    match act {
+        Act::None => {}
+        Act::Relu => {
+            for x in v {
+                *x = x.max(0.0);
+            }
+        }
+        Act::Relu6 => {
+            for x in v {
+                *x = x.clamp(0.0, 6.0);
+            }
         }
     }
 }
@@ -179,25 +191,29 @@ impl DenseConv {
     }
 }
 
-/// A depthwise `k x k` convolution with TF "same" padding, a folded batch norm (the scale in
-/// the filters, the shift as a bias) and ReLU6.
+/// A depthwise `k x k` convolution with TF "same" padding, an optional folded batch norm
+/// (the scale in the filters, the shift as a bias) and an activation.
 #[derive(Debug, Clone)]
 pub struct DepthwiseConv {
     /// `k * k * c`, channels innermost (TF's `[kh, kw, c, 1]` order), scale folded in.
     weights: Vec<f32>,
+    /// `c` values (zeros without a batch norm).
     bias: Vec<f32>,
     k: usize,
     stride: usize,
+    act: Act,
 }
 
 impl DepthwiseConv {
-    /// From TF filters `[k, k, c, 1]`, the per-channel batch-norm `scale` and `shift`.
+    /// From TF filters `[k, k, c, 1]` and the per-channel batch-norm `scale` and `shift`
+    /// (empty slices: none).
     pub fn new(
         filters: &[f32],
         shape: [usize; 4],
         scale: &[f32],
         shift: &[f32],
         stride: usize,
+        act: Act,
     ) -> Self {
         let [k, _, c, _] = shape;
         let weights = filters
@@ -205,15 +221,19 @@ impl DepthwiseConv {
             .enumerate()
             .map(|(i, w)| w * scale.get(i % c.max(1)).copied().unwrap_or(1.0))
             .collect();
+        let bias = (0..c)
+            .map(|i| shift.get(i).copied().unwrap_or(0.0))
+            .collect();
         Self {
             weights,
-            bias: shift.to_vec(),
+            bias,
             k,
             stride: stride.max(1),
+            act,
         }
     }
 
-    /// Applies the convolution, batch norm and ReLU6.
+    /// Applies the convolution, batch norm and activation.
     pub fn forward(&self, x: &Map) -> Map {
         let c = x.c;
         let (oh, ow) = (x.h.div_ceil(self.stride), x.w.div_ceil(self.stride));
@@ -247,7 +267,7 @@ impl DepthwiseConv {
                             }
                         }
                     }
-                    activate(o, Act::Relu6);
+                    activate(o, self.act);
                 }
             });
         Map {
@@ -306,5 +326,100 @@ impl CpuSsd {
             grids.push(f.h);
         }
         (boxes, classes, grids)
+    }
+}
+
+/// A depthwise then pointwise convolution with one bias (the landmark net's separable conv).
+#[derive(Debug, Clone)]
+pub struct Separable {
+    /// Depthwise `3 x 3`, no bias.
+    pub depthwise: DepthwiseConv,
+    /// Pointwise `1 x 1` with the bias.
+    pub pointwise: DenseConv,
+}
+
+impl Separable {
+    fn forward(&self, x: &Map) -> Map {
+        self.pointwise.forward(&self.depthwise.forward(x))
+    }
+}
+
+/// One dense block of the landmark net (see [`crate::landmark68`]).
+#[derive(Debug, Clone)]
+pub struct DenseBlock {
+    /// The first, stride-2 convolution: plain in block 0, separable in the others.
+    pub conv0: Result<DenseConv, Separable>,
+    /// The three separable convolutions.
+    pub rest: [Separable; 3],
+}
+
+/// `relu(sum of maps)`, all of one shape.
+fn relu_sum(maps: &[&Map]) -> Map {
+    let mut out = maps[0].clone();
+    for m in &maps[1..] {
+        for (o, v) in out.data.iter_mut().zip(&m.data) {
+            *o += v;
+        }
+    }
+    activate(&mut out.data, Act::Relu);
+    out
+}
+
+impl DenseBlock {
+    fn forward(&self, x: &Map) -> Map {
+        let mut o1 = match &self.conv0 {
+            Ok(c) => c.forward(x),
+            Err(s) => s.forward(x),
+        };
+        activate(&mut o1.data, Act::Relu);
+        let o2 = self.rest[0].forward(&o1);
+        let o3 = self.rest[1].forward(&relu_sum(&[&o1, &o2]));
+        let o4 = self.rest[2].forward(&relu_sum(&[&o1, &o2, &o3]));
+        relu_sum(&[&o1, &o2, &o3, &o4])
+    }
+}
+
+/// The whole FaceLandmark68Net on the CPU; built by [`crate::landmark68::FaceLandmark68Net`].
+#[derive(Debug, Clone)]
+pub struct CpuLandmarks {
+    /// The four dense blocks.
+    pub blocks: Vec<DenseBlock>,
+    /// Fully connected weights `[256, 136]`, row-major.
+    pub fc_w: Vec<f32>,
+    /// Fully connected bias `[136]`.
+    pub fc_b: Vec<f32>,
+}
+
+impl CpuLandmarks {
+    /// Runs the net on one normalised planar image `[3, s, s]`; returns 68 (x, y) points in
+    /// units of the input square.
+    pub fn forward(&self, planes: &[f32], s: usize) -> [[f32; 2]; 68] {
+        let mut x = Map::from_planar(planes, 3, s, s);
+        for b in &self.blocks {
+            x = b.forward(&x);
+        }
+        let c = x.c;
+        let mut pooled = vec![0f32; c];
+        for px in x.data.chunks_exact(c.max(1)) {
+            for (p, v) in pooled.iter_mut().zip(px) {
+                *p += v;
+            }
+        }
+        let area = (x.h * x.w).max(1) as f32;
+        pooled.iter_mut().for_each(|p| *p /= area);
+        let mut y = self.fc_b.clone();
+        for (p, row) in pooled.iter().zip(self.fc_w.chunks_exact(y.len().max(1))) {
+            for (o, w) in y.iter_mut().zip(row) {
+                *o += p * w;
+            }
+        }
+        let mut pts = [[0f32; 2]; 68];
+        for (k, q) in pts.iter_mut().enumerate() {
+            *q = [
+                y.get(2 * k).copied().unwrap_or(0.0),
+                y.get(2 * k + 1).copied().unwrap_or(0.0),
+            ];
+        }
+        pts
     }
 }
