@@ -463,7 +463,7 @@ fn run_nets_independent(
     progress: &dyn Progress,
     report: &mut ExtractReport,
 ) -> Result<(), ExtractError> {
-    let group = rayon::current_num_threads().max(1);
+    let group = 2 * rayon::current_num_threads().max(1);
     loop {
         let mut frames = Vec::with_capacity(group);
         for msg in rx.iter().take(group) {
