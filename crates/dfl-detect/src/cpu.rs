@@ -451,3 +451,42 @@ impl CpuLandmarks {
         pts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The depthwise convolution's portable build and the one this CPU runs (AVX2 + FMA on
+    /// x86-64) agree, at both strides and with the asymmetric "same" padding.
+    #[test]
+    fn depthwise_builds_agree() {
+        let (h, w, c) = (9, 7, 24);
+        let val = |i: usize| ((i * 7919) % 113) as f32 / 56.0 - 1.0;
+        let x = Map {
+            data: (0..h * w * c).map(val).collect(),
+            h,
+            w,
+            c,
+        };
+        let filters: Vec<f32> = (0..9 * c).map(|i| val(i + 5)).collect();
+        let shift: Vec<f32> = (0..c).map(|i| val(i + 11)).collect();
+        for stride in [1, 2] {
+            let dw = DepthwiseConv::new(&filters, [3, 3, c, 1], &[], &shift, stride, Act::Relu6);
+            let fast = dw.forward(&x);
+            let (pt, _) = same_pad(h, 3, stride);
+            let (pl, _) = same_pad(w, 3, stride);
+            let mut portable = vec![0f32; fast.data.len()];
+            for (oy, row) in portable.chunks_mut(fast.w * c).enumerate() {
+                dw.row_with::<false>(&x, oy, [pt, pl], row);
+            }
+            let worst = fast
+                .data
+                .iter()
+                .zip(&portable)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "stride {stride}: {worst}");
+            assert!(portable.iter().any(|&v| v > 0.0 && v < 6.0));
+        }
+    }
+}
