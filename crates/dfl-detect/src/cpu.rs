@@ -9,7 +9,8 @@
 //! layer. The engine path stays the reference (and the path for GPUs): tests keep the two
 //! equal.
 
-use crate::layers::same_pad;
+use crate::layers::{Conv, same_pad};
+use burn::tensor::Device;
 use rayon::prelude::*;
 
 /// Row-major `c[m x n] = a[m x k] * b[k x n]`, on all cores when the product is large.
@@ -140,6 +141,18 @@ impl DenseConv {
         }
     }
 
+    /// The same layer for the engine path (without the activation, which the engine path
+    /// applies itself).
+    pub fn to_engine(&self, device: &Device) -> Conv {
+        Conv::dense(
+            &self.weights,
+            [self.k, self.k, self.cin, self.cout],
+            Some(&self.bias),
+            self.stride,
+            device,
+        )
+    }
+
     /// Applies the convolution (and the activation).
     pub fn forward(&self, x: &Map) -> Map {
         let (oh, ow) = (x.h.div_ceil(self.stride), x.w.div_ceil(self.stride));
@@ -231,6 +244,19 @@ impl DepthwiseConv {
             stride: stride.max(1),
             act,
         }
+    }
+
+    /// The same layer for the engine path (batch-norm scale already in the filters, the shift
+    /// as the bias; without the activation, which the engine path applies itself).
+    pub fn to_engine(&self, device: &Device) -> Conv {
+        let c = self.bias.len();
+        Conv::depthwise(
+            &self.weights,
+            [self.k, self.k, c, 1],
+            &self.bias,
+            self.stride,
+            device,
+        )
     }
 
     /// Applies the convolution, batch norm and activation.

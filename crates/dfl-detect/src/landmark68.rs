@@ -68,50 +68,43 @@ impl FaceLandmark68Net {
     /// Builds the net from face-api's `face_landmark_68_model` weights (with the CPU fast path
     /// when `device` is burn's CPU backend).
     pub fn from_weights(w: &WeightMap, device: &Device) -> Result<Self, TfjsError> {
-        let mut net = Self::engine_from_weights(w, device)?;
-        if *device == Device::flex() {
-            net.cpu = Some(cpu_from_weights(w)?);
-        }
-        Ok(net)
+        Self::build(w, device, *device == Device::flex())
     }
 
-    /// The engine path only (the reference the CPU fast path is tested against).
+    /// The engine path only (the reference the CPU fast path is tested against). Its layers
+    /// are built from the CPU path's, so the weight names are read in one place.
     pub fn engine_from_weights(w: &WeightMap, device: &Device) -> Result<Self, TfjsError> {
-        let separable = |prefix: &str, stride: usize| -> Result<Separable, TfjsError> {
-            let (df, ds) = get4(w, &format!("{prefix}/depthwise_filter"))?;
-            let (pf, ps) = get4(w, &format!("{prefix}/pointwise_filter"))?;
-            let b = get1(w, &format!("{prefix}/bias"), ps[3])?;
-            Ok(Separable {
-                depthwise: Conv::depthwise(df, ds, None, None, stride, device),
-                pointwise: Conv::dense(pf, ps, Some(b), 1, device),
-            })
+        Self::build(w, device, false)
+    }
+
+    /// The engine layers on `device`, and the CPU path's when `keep_cpu`.
+    fn build(w: &WeightMap, device: &Device, keep_cpu: bool) -> Result<Self, TfjsError> {
+        let cpu = cpu_from_weights(w)?;
+        let separable = |s: &cpu::Separable| Separable {
+            depthwise: s.depthwise.to_engine(device),
+            pointwise: s.pointwise.to_engine(device),
         };
-        let mut blocks = Vec::new();
-        for i in 0..4 {
-            let p = format!("dense{i}");
-            let conv0 = if i == 0 {
-                let (f, s) = get4(w, &format!("{p}/conv0/filters"))?;
-                let b = get1(w, &format!("{p}/conv0/bias"), s[3])?;
-                First::Plain(Box::new(Conv::dense(f, s, Some(b), 2, device)))
-            } else {
-                First::Separable(Box::new(separable(&format!("{p}/conv0"), 2)?))
-            };
-            blocks.push(DenseBlock {
-                conv0,
+        let blocks = cpu
+            .blocks
+            .iter()
+            .map(|b| DenseBlock {
+                conv0: match &b.conv0 {
+                    Ok(c) => First::Plain(Box::new(c.to_engine(device))),
+                    Err(s) => First::Separable(Box::new(separable(s))),
+                },
                 rest: [
-                    separable(&format!("{p}/conv1"), 1)?,
-                    separable(&format!("{p}/conv2"), 1)?,
-                    separable(&format!("{p}/conv3"), 1)?,
+                    separable(&b.rest[0]),
+                    separable(&b.rest[1]),
+                    separable(&b.rest[2]),
                 ],
-            });
-        }
-        let fw = w.get("fc/weights", &[256, 136])?;
-        let fb = get1(w, "fc/bias", 136)?;
+            })
+            .collect();
+        let (fw, fb) = (cpu.fc_w.clone(), cpu.fc_b.clone());
         Ok(Self {
             blocks,
-            fc_w: Tensor::from_data(TensorData::new(fw.data.clone(), [256, 136]), device),
-            fc_b: Tensor::from_data(TensorData::new(fb.to_vec(), [1, 136]), device),
-            cpu: None,
+            fc_w: Tensor::from_data(TensorData::new(fw, [256, 136]), device),
+            fc_b: Tensor::from_data(TensorData::new(fb, [1, 136]), device),
+            cpu: keep_cpu.then_some(cpu),
             device: device.clone(),
         })
     }

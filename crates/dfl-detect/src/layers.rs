@@ -55,13 +55,12 @@ impl Conv {
         }
     }
 
-    /// A depthwise convolution from TF's `[kh, kw, c, 1]` filters; `scale`/`shift` per channel
-    /// (a folded batch norm) are applied as `conv * scale + shift`.
+    /// A depthwise convolution from TF's `[kh, kw, c, 1]` filters and a per-channel bias (a
+    /// folded batch norm arrives with its scale already in the filters, see [`crate::cpu`]).
     pub fn depthwise(
         filters: &[f32],
         shape: [usize; 4],
-        scale: Option<&[f32]>,
-        shift: Option<&[f32]>,
+        bias: &[f32],
         stride: usize,
         device: &Device,
     ) -> Self {
@@ -70,14 +69,16 @@ impl Conv {
         for y in 0..kh {
             for x in 0..kw {
                 for i in 0..c {
-                    let s = scale.and_then(|s| s.get(i)).copied().unwrap_or(1.0);
-                    w[(i * kh + y) * kw + x] = filters[(y * kw + x) * c + i] * s;
+                    w[(i * kh + y) * kw + x] = filters[(y * kw + x) * c + i];
                 }
             }
         }
         Self {
             weight: Tensor::from_data(TensorData::new(w, [c, 1, kh, kw]), device),
-            bias: shift.map(|b| Tensor::from_data(TensorData::new(b.to_vec(), [b.len()]), device)),
+            bias: Some(Tensor::from_data(
+                TensorData::new(bias.to_vec(), [bias.len()]),
+                device,
+            )),
             k: kh,
             stride,
             groups: c,

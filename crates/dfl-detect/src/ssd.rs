@@ -72,54 +72,33 @@ pub fn anchors_for(shapes: &[Vec<[f32; 2]>], grids: &[usize]) -> Vec<[f32; 4]> {
 }
 
 impl SsdMobilenetV1 {
-    /// Builds the net from face-api's `ssd_mobilenetv1_model` weights.
+    /// Builds the net from face-api's `ssd_mobilenetv1_model` weights (with the CPU fast path
+    /// when `device` is burn's CPU backend).
     pub fn from_weights(w: &WeightMap, device: &Device) -> Result<Self, TfjsError> {
-        let mut net = Self::engine_from_weights(w, device)?;
-        if *device == Device::flex() {
-            net.cpu = Some(cpu_from_weights(w)?);
-        }
-        Ok(net)
+        Self::build(w, device, *device == Device::flex())
     }
 
-    /// The engine path only (the reference the CPU fast path is tested against).
+    /// The engine path only (the reference the CPU fast path is tested against). Its layers
+    /// are built from the CPU path's, so the weight names are read in one place.
     pub fn engine_from_weights(w: &WeightMap, device: &Device) -> Result<Self, TfjsError> {
-        let pointwise = |prefix: &str, stride: usize| -> Result<Conv, TfjsError> {
-            let (f, s) = get4(w, &format!("{prefix}/weights"))?;
-            let b = get1(w, &format!("{prefix}/convolution_bn_offset"), s[3])?;
-            Ok(Conv::dense(f, s, Some(b), stride, device))
-        };
-        let conv0 = pointwise("MobilenetV1/Conv2d_0_pointwise", 2)?;
-        let mut pairs = Vec::new();
-        for i in 1..=13 {
-            let p = format!("MobilenetV1/Conv2d_{i}_depthwise");
-            let (f, s) = get4(w, &format!("{p}/depthwise_weights"))?;
-            let (scale, shift) = folded_batch_norm(w, &p, s[2])?;
-            let stride = if [2, 4, 6, 12].contains(&i) { 2 } else { 1 };
-            pairs.push(Pair {
-                depthwise: Conv::depthwise(f, s, Some(&scale), Some(&shift), stride, device),
-                pointwise: pointwise(&format!("MobilenetV1/Conv2d_{i}_pointwise"), 1)?,
-            });
-        }
-        let mut extra = Vec::new();
-        for i in 0..8 {
-            extra.push(pointwise(
-                &format!("Prediction/Conv2d_{i}_pointwise"),
-                1 + i % 2,
-            )?);
-        }
-        let mut box_enc = Vec::new();
-        let mut class = Vec::new();
-        for i in 0..6 {
-            for (name, out) in [
-                ("BoxEncodingPredictor", &mut box_enc),
-                ("ClassPredictor", &mut class),
-            ] {
-                let p = format!("Prediction/BoxPredictor_{i}/{name}");
-                let (f, s) = get4(w, &format!("{p}/weights"))?;
-                let b = get1(w, &format!("{p}/biases"), s[3])?;
-                out.push(Conv::dense(f, s, Some(b), 1, device));
-            }
-        }
+        Self::build(w, device, false)
+    }
+
+    /// The engine layers on `device`, and the CPU path's when `keep_cpu`.
+    fn build(w: &WeightMap, device: &Device, keep_cpu: bool) -> Result<Self, TfjsError> {
+        let cpu = cpu_from_weights(w)?;
+        let conv0 = cpu.conv0.to_engine(device);
+        let pairs = cpu
+            .pairs
+            .iter()
+            .map(|(dw, pw)| Pair {
+                depthwise: dw.to_engine(device),
+                pointwise: pw.to_engine(device),
+            })
+            .collect();
+        let extra = cpu.extra.iter().map(|c| c.to_engine(device)).collect();
+        let box_enc = cpu.heads.iter().map(|h| h.0.to_engine(device)).collect();
+        let class = cpu.heads.iter().map(|h| h.1.to_engine(device)).collect();
         let a = w.get("Output/extra_dim", &[1, SSD_ANCHORS, 4])?;
         let stored: Vec<[f32; 4]> = a
             .data
@@ -156,7 +135,7 @@ impl SsdMobilenetV1 {
             box_enc,
             class,
             shapes,
-            cpu: None,
+            cpu: keep_cpu.then_some(cpu),
             device: device.clone(),
         })
     }
