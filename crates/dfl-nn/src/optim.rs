@@ -452,15 +452,7 @@ impl DflOptimizer {
     pub fn state_tensors(&self) -> BTreeMap<String, NamedTensor> {
         self.state_for_save()
             .into_iter()
-            .map(|(k, t)| {
-                let shape = t.shape().to_vec();
-                let data = match t {
-                    SaveTensor::Host { data, .. } => data.to_vec(),
-                    SaveTensor::Device { tensor, .. } => to_host(*tensor).data,
-                    SaveTensor::Owned(t) => t.data,
-                };
-                (k, NamedTensor { shape, data })
-            })
+            .map(|(k, t)| (k, t.into_named()))
             .collect()
     }
 
@@ -483,10 +475,10 @@ impl DflOptimizer {
                         shape: shape.clone(),
                         data: first,
                     },
-                    SaveTensor::Host {
+                    Some(SaveTensor::Host {
                         shape: shape.clone(),
                         data: second,
-                    },
+                    }),
                 ),
                 Slot::Device {
                     shape,
@@ -497,21 +489,15 @@ impl DflOptimizer {
                         shape: shape.clone(),
                         tensor: Box::new(first.clone()),
                     },
-                    match second {
-                        Some(s) => SaveTensor::Device {
-                            shape: shape.clone(),
-                            tensor: Box::new(s.clone()),
-                        },
-                        // RMSprop has no second slot; never written (see below).
-                        None => SaveTensor::Host {
-                            shape: Vec::new(),
-                            data: &[],
-                        },
-                    },
+                    second.as_ref().map(|s| SaveTensor::Device {
+                        shape: shape.clone(),
+                        tensor: Box::new(s.clone()),
+                    }),
                 ),
             };
             out.insert(format!("{first_name}.{name}"), first);
-            if !second_name.is_empty() {
+            // RMSprop has no second slot (its host slot keeps an empty vector).
+            if let (false, Some(second)) = (second_name.is_empty(), second) {
                 out.insert(format!("{second_name}.{name}"), second);
             }
         }

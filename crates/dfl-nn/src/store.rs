@@ -63,6 +63,21 @@ impl SaveTensor<'_> {
         }
     }
 
+    /// The values as an owned host tensor.
+    pub fn into_named(self) -> NamedTensor {
+        match self {
+            SaveTensor::Host { shape, data } => NamedTensor {
+                shape,
+                data: data.to_vec(),
+            },
+            SaveTensor::Device { shape, tensor } => NamedTensor {
+                shape,
+                data: to_host(*tensor).data,
+            },
+            SaveTensor::Owned(t) => t,
+        }
+    }
+
     /// Calls `f` with the values (copying a device tensor to the host for the call only).
     fn with_values<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
         match self {
@@ -117,25 +132,6 @@ pub(crate) fn to_host<const D: usize>(t: Tensor<D>) -> NamedTensor {
     NamedTensor { shape, data }
 }
 
-struct Collector<'a> {
-    prefix: &'a str,
-    path: PathTracker,
-    out: &'a mut BTreeMap<String, NamedTensor>,
-}
-
-impl ModuleVisitor for Collector<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.exit();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.out
-            .insert(self.path.path(self.prefix), to_host(param.val()));
-    }
-}
-
 struct HandleCollector<'a, 'b> {
     prefix: &'a str,
     path: PathTracker,
@@ -178,12 +174,9 @@ pub fn collect_params<M: Module>(
     prefix: &str,
     out: &mut BTreeMap<String, NamedTensor>,
 ) {
-    let mut c = Collector {
-        prefix,
-        path: PathTracker::default(),
-        out,
-    };
-    module.visit(&mut c);
+    let mut handles = BTreeMap::new();
+    collect_param_handles(module, prefix, &mut handles);
+    out.extend(handles.into_iter().map(|(k, t)| (k, t.into_named())));
 }
 
 /// Names and shapes of every parameter of `module`, without reading any values.
