@@ -452,9 +452,9 @@ fn run_nets(
     Ok(())
 }
 
-/// Per-frame detection: frames do not depend on each other, so one frame per worker thread
-/// goes through the nets at a time (the nets' serial stretches then overlap) and the results
-/// are passed on in frame order.
+/// Per-frame detection: frames do not depend on each other, so they go through the nets two
+/// per worker thread at a time (the nets' serial stretches then overlap) and the results are
+/// passed on in frame order.
 fn run_nets_independent(
     models: &Models,
     find: &FindOptions,
@@ -466,7 +466,9 @@ fn run_nets_independent(
     let group = 2 * rayon::current_num_threads().max(1);
     loop {
         let mut frames = Vec::with_capacity(group);
+        let mut received = 0;
         for msg in rx.iter().take(group) {
+            received += 1;
             match msg {
                 Decoded::Frame(n, f) => frames.push((n, f)),
                 Decoded::Bad(why) => {
@@ -475,17 +477,9 @@ fn run_nets_independent(
                 }
             }
         }
-        if frames.is_empty() {
-            // Either the reader is done or this group was all unreadable frames.
-            match rx.recv() {
-                Ok(Decoded::Frame(n, f)) => frames.push((n, f)),
-                Ok(Decoded::Bad(why)) => {
-                    report.unreadable.push(why);
-                    progress.inc(1);
-                    continue;
-                }
-                Err(_) => return Ok(()),
-            }
+        if received == 0 {
+            // The reader is done.
+            return Ok(());
         }
         let found: Vec<Vec<FaceFound>> = frames
             .par_iter()
