@@ -332,6 +332,16 @@ impl Landmarker {
         if jobs.is_empty() {
             return Vec::new();
         }
+        self.net
+            .landmarks_planar(Self::planar_input(jobs), jobs.len())
+            .into_iter()
+            .zip(jobs)
+            .map(|(pts, (_, crop))| pts.map(|[u, v]| crop.to_image(u, v)))
+            .collect()
+    }
+
+    /// The crops resampled to the net's 112 x 112 input, planar, normalised as face-api does.
+    fn planar_input(jobs: &[(RgbView<'_>, Crop)]) -> Vec<f32> {
         let n = LANDMARK_INPUT;
         let mut buf = vec![0f32; jobs.len() * 3 * n * n];
         let k = 1.0 / 255.0;
@@ -339,12 +349,7 @@ impl Landmarker {
         for ((img, crop), dst) in jobs.iter().zip(buf.chunks_mut(3 * n * n)) {
             sample_planar(img, crop.sampling_matrix(n), n, n, [k; 3], shift, dst);
         }
-        self.net
-            .landmarks_planar(buf, jobs.len())
-            .into_iter()
-            .zip(jobs)
-            .map(|(pts, (_, crop))| pts.map(|[u, v]| crop.to_image(u, v)))
-            .collect()
+        buf
     }
 }
 
@@ -421,19 +426,7 @@ mod tests {
         let pts = lm.landmarks(&jobs[..1]).remove(0);
         jobs.push((img, crate::nets::crop_from_landmarks(&pts)));
         let n = LANDMARK_INPUT;
-        let mut buf = vec![0f32; jobs.len() * 3 * n * n];
-        let shift = LANDMARK_MEAN_RGB.map(|m| -m / 255.0);
-        for ((img, crop), dst) in jobs.iter().zip(buf.chunks_mut(3 * n * n)) {
-            sample_planar(
-                img,
-                crop.sampling_matrix(n),
-                n,
-                n,
-                [1.0 / 255.0; 3],
-                shift,
-                dst,
-            );
-        }
+        let buf = Landmarker::planar_input(&jobs);
         let fast = lm.net.landmarks_planar(buf.clone(), jobs.len());
         let engine = lm.net.forward(Tensor::from_data(
             TensorData::new(buf, [jobs.len(), 3, n, n]),
