@@ -13,8 +13,8 @@
 
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::{leaky_relu, sigmoid};
-use burn::tensor::module::{conv_transpose2d, conv2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::module::conv_transpose2d;
+use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Device, Shape, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -131,16 +131,12 @@ impl Conv2d {
 
     /// `[B, in, H, W] -> [B, out, H', W']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(
+        crate::hostconv::conv2d(
             x,
             self.weight.val(),
-            Some(self.bias.val()),
-            ConvOptions::new(
-                [self.stride, self.stride],
-                [self.padding, self.padding],
-                [1, 1],
-                1,
-            ),
+            self.bias.val(),
+            self.stride,
+            self.padding,
         )
     }
 }

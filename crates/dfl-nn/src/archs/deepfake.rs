@@ -11,8 +11,7 @@ use crate::layers::{
 };
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::{ConvOptions, PadMode};
+use burn::tensor::ops::PadMode;
 
 /// The first stage of the encoder: a 4-step DownscaleBlock (plain) or one Downscale (`t`).
 #[derive(Module, Debug)]
@@ -315,12 +314,7 @@ pub fn d_head(out_conv: &Conv2d, convs: [&Conv2d; 3], x: Tensor<4>) -> Tensor<4>
         ws.push(c.weight.val());
         bs.push(c.bias.val());
     }
-    conv2d(
-        x,
-        Tensor::cat(ws, 0),
-        Some(Tensor::cat(bs, 0)),
-        ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
-    )
+    crate::hostconv::conv2d(x, Tensor::cat(ws, 0), Tensor::cat(bs, 0), 1, 1)
 }
 
 /// `d_head` as DFL writes it: four convolutions, then the channel concat (reference path).

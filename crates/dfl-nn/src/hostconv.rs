@@ -1,0 +1,786 @@
+//! Our own CPU 2-D convolution (forward and backward), used for every dense leras convolution
+//! when the tensors live on burn's `flex` CPU device.
+//!
+//! Why: burn-flex runs a 2-D convolution through its general 3-D path (single-threaded
+//! NCHW -> NHWC and kernel transposes on every call, each result tile scattered back to NCHW),
+//! and the backward pass through burn's generic rules: the input gradient as a transposed
+//! convolution and the weight gradient as a convolution whose "kernel" is the whole output
+//! gradient, a matrix product only `k * k` columns wide. Here every image is an im2col and
+//! well-shaped matrix products written straight into NCHW, with the weight gradient as
+//! `dY * cols^T`. burn's convolution stays the reference (tests) and the GPU path.
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use rayon::prelude::*;
+use std::cell::Cell;
+
+/// Floats in one im2col tile: output rows are processed in tiles of at most this many column
+/// entries, so the scratch memory stays bounded at any resolution.
+const TILE_FLOATS: usize = 1 << 20;
+
+/// One convolution: NCHW input, `[out, in, k, k]` kernel, stride and zero padding on every
+/// side (leras "SAME" is `k / 2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Batch size.
+    pub n: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub o: usize,
+    /// Kernel size (square).
+    pub k: usize,
+    /// Stride on both axes.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub pad: usize,
+}
+
+impl ConvShape {
+    /// Output height and width, `None` when the kernel does not fit the padded input or the
+    /// shape is empty.
+    pub fn out_hw(&self) -> Option<(usize, usize)> {
+        let fits = |len: usize| len + 2 * self.pad >= self.k;
+        if self.k == 0 || self.stride == 0 || !fits(self.h) || !fits(self.w) {
+            return None;
+        }
+        let out = |len: usize| (len + 2 * self.pad - self.k) / self.stride + 1;
+        Some((out(self.h), out(self.w)))
+    }
+
+    fn ckk(&self) -> usize {
+        self.c * self.k * self.k
+    }
+
+    /// A 1x1, stride 1, unpadded convolution reads its input as the column matrix itself.
+    fn pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    /// Output rows per im2col tile of at most `tile` floats.
+    fn tile_rows(&self, oh: usize, ow: usize, tile: usize) -> usize {
+        (tile / (self.ckk() * ow).max(1)).clamp(1, oh)
+    }
+
+    /// For kernel column (or row) `kx`: the output positions `lo..hi` whose input position
+    /// `ox * stride + kx - pad` lies inside `0..len`.
+    fn valid(&self, kx: usize, out: usize, len: usize) -> (usize, usize) {
+        let s = self.stride;
+        let lo = if self.pad > kx {
+            (self.pad - kx).div_ceil(s)
+        } else {
+            0
+        };
+        let hi = if len + self.pad > kx {
+            (len + self.pad - kx).div_ceil(s).min(out)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+thread_local! {
+    /// Per-thread im2col scratch (columns and column gradients), kept between calls: a fresh
+    /// multi-megabyte buffer per call would cost an mmap, page faults and zeroing each time.
+    static SCRATCH: Cell<[Vec<f32>; 2]> = const { Cell::new([Vec::new(), Vec::new()]) };
+}
+
+/// Runs `f` with this thread's scratch buffers (re-entrant: a nested call gets empty ones).
+fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 2]) -> R) -> R {
+    let mut bufs = SCRATCH.take();
+    let r = f(&mut bufs);
+    SCRATCH.set(bufs);
+    r
+}
+
+/// A strided, read-only matrix view for [`matmul`].
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// Row-major `rows x cols` with row stride `rs`.
+    fn rows(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
+    }
+
+    fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst[m x n] (+)= a[m x k] * b[k x n]`, `dst` row-major with row stride `dst_rs`; adds to
+/// `dst` when `accumulate`, overwrites it otherwise.
+fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, a: Mat, b: Mat, par: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let out = Mat::rows(dst, m, n, dst_rs);
+    assert!(
+        b.rows == k && a.fits() && b.fits() && out.fits(),
+        "matmul operands out of bounds ({m}x{k} * {}x{n})",
+        b.rows
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * dst_rs..][..n].fill(0.0);
+            }
+        }
+        return;
+    }
+    let parallelism = if par {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `fits` above keeps every element the three strided views address inside their
+    // slices; `dst` is borrowed mutably, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Visits every (column-matrix row, output row) pair of output rows `r0..r1` of one image:
+/// `f(cols_row, x_row, lo, hi, kx)` with the `ow` column entries of that output row, the input
+/// row they read (`None`: padding) and the valid output columns `lo..hi`.
+fn for_each_tap(
+    s: &ConvShape,
+    ow: usize,
+    r0: usize,
+    r1: usize,
+    mut f: impl FnMut(usize, usize, Option<usize>, (usize, usize), usize),
+) {
+    let t = (r1 - r0) * ow;
+    for c in 0..s.c {
+        for ky in 0..s.k {
+            for kx in 0..s.k {
+                let row = ((c * s.k + ky) * s.k + kx) * t;
+                let range = s.valid(kx, ow, s.w);
+                for oy in r0..r1 {
+                    let iy = (oy * s.stride + ky).checked_sub(s.pad).filter(|&y| y < s.h);
+                    let x_row = iy.map(|y| (c * s.h + y) * s.w);
+                    f(row + (oy - r0) * ow, c, x_row, range, kx);
+                }
+            }
+        }
+    }
+}
+
+/// im2col of output rows `r0..r1` of one image `x` (`[c, h, w]`): `cols[(c, ky, kx)][(oy, ox)]`.
+fn im2col(s: &ConvShape, x: &[f32], ow: usize, r0: usize, r1: usize, cols: &mut [f32]) {
+    let st = s.stride;
+    for_each_tap(s, ow, r0, r1, |at, _, x_row, (lo, hi), kx| {
+        let dst = &mut cols[at..][..ow];
+        let Some(x_row) = x_row else {
+            dst.fill(0.0);
+            return;
+        };
+        dst[..lo].fill(0.0);
+        dst[hi..].fill(0.0);
+        let src = &x[x_row..][..s.w];
+        if st == 1 {
+            let i0 = lo + kx - s.pad;
+            dst[lo..hi].copy_from_slice(&src[i0..i0 + hi - lo]);
+        } else {
+            for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+                *d = src[ox * st + kx - s.pad];
+            }
+        }
+    });
+}
+
+/// col2im, the adjoint of [`im2col`]: adds the column entries of output rows `r0..r1` back
+/// into the image gradient `dx` (`[c, h, w]`).
+fn col2im(s: &ConvShape, cols: &[f32], ow: usize, r0: usize, r1: usize, dx: &mut [f32]) {
+    let st = s.stride;
+    for_each_tap(s, ow, r0, r1, |at, _, x_row, (lo, hi), kx| {
+        let Some(x_row) = x_row else { return };
+        let src = &cols[at..][..ow];
+        let dst = &mut dx[x_row..][..s.w];
+        if st == 1 {
+            let i0 = lo + kx - s.pad;
+            for (d, v) in dst[i0..i0 + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                *d += v;
+            }
+        } else {
+            for (ox, v) in src.iter().enumerate().take(hi).skip(lo) {
+                dst[ox * st + kx - s.pad] += v;
+            }
+        }
+    });
+}
+
+/// Forward pass on host buffers: `x [n, c, h, w]`, `weight [o, c, k, k]`, `bias [o]` ->
+/// `[n, o, oh, ow]`. `None` when the shape is invalid or a buffer has the wrong length.
+pub fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: &[f32]) -> Option<Vec<f32>> {
+    forward_tiled(s, x, weight, bias, TILE_FLOATS)
+}
+
+fn forward_tiled(
+    s: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    tile: usize,
+) -> Option<Vec<f32>> {
+    let (oh, ow) = s.out_hw()?;
+    let (chw, ckk, plane) = (s.c * s.h * s.w, s.ckk(), oh * ow);
+    if x.len() != s.n * chw || weight.len() != s.o * ckk || bias.len() != s.o {
+        return None;
+    }
+    let mut out = vec![0.0f32; s.n * s.o * plane];
+    if out.is_empty() {
+        return Some(out);
+    }
+    let rows = s.tile_rows(oh, ow, tile);
+    let par = s.n < rayon::current_num_threads();
+    let w = Mat::rows(weight, s.o, ckk, ckk);
+    out.par_chunks_mut(s.o * plane)
+        .zip(x.par_chunks(chw))
+        .for_each(|(y, x)| {
+            with_scratch(|[cols, _]| {
+                for r0 in (0..oh).step_by(rows) {
+                    let r1 = (r0 + rows).min(oh);
+                    let t = (r1 - r0) * ow;
+                    for (o, b) in bias.iter().enumerate() {
+                        y[o * plane + r0 * ow..][..t].fill(*b);
+                    }
+                    let rhs = if s.pointwise() {
+                        Mat::rows(&x[r0 * ow..], s.c, t, plane)
+                    } else {
+                        cols.resize(ckk * t, 0.0);
+                        im2col(s, x, ow, r0, r1, cols);
+                        Mat::rows(cols, ckk, t, t)
+                    };
+                    matmul(&mut y[r0 * ow..], plane, true, w, rhs, par);
+                }
+            });
+        });
+    Some(out)
+}
+
+/// Gradients of one convolution (each `None` when not asked for).
+#[derive(Debug, Default)]
+pub struct Grads {
+    /// `[n, c, h, w]`.
+    pub x: Option<Vec<f32>>,
+    /// `[o, c, k, k]`.
+    pub weight: Option<Vec<f32>>,
+    /// `[o]`.
+    pub bias: Option<Vec<f32>>,
+}
+
+/// Backward pass on host buffers from the output gradient `dy [n, o, oh, ow]`; computes the
+/// gradients flagged in `want` (input, weight, bias). `None` when a buffer has the wrong length.
+pub fn backward(
+    s: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    want: [bool; 3],
+) -> Option<Grads> {
+    backward_tiled(s, x, weight, dy, want, TILE_FLOATS)
+}
+
+fn backward_tiled(
+    s: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    want: [bool; 3],
+    tile: usize,
+) -> Option<Grads> {
+    let (oh, ow) = s.out_hw()?;
+    let (chw, ckk, plane) = (s.c * s.h * s.w, s.ckk(), oh * ow);
+    if x.len() != s.n * chw || weight.len() != s.o * ckk || dy.len() != s.n * s.o * plane {
+        return None;
+    }
+    let [want_x, want_w, want_b] = want;
+    let threads = rayon::current_num_threads().max(1);
+    let groups = threads.min(s.n).max(1);
+    let per = s.n.div_ceil(groups);
+    let par = groups == 1 && threads > 1;
+    let rows = s.tile_rows(oh, ow, tile);
+    let w = Mat::rows(weight, s.o, ckk, ckk);
+
+    let mut dx = if want_x {
+        vec![0.0f32; s.n * chw]
+    } else {
+        Vec::new()
+    };
+    let mut jobs: Vec<(usize, Option<&mut [f32]>)> = Vec::with_capacity(groups);
+    if want_x {
+        jobs.extend(
+            dx.chunks_mut(per * chw)
+                .enumerate()
+                .map(|(g, d)| (g, Some(d))),
+        );
+    } else {
+        jobs.extend((0..s.n.div_ceil(per)).map(|g| (g, None)));
+    }
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = jobs
+        .into_par_iter()
+        .map(|(g, mut dx)| {
+            let mut dw = if want_w {
+                vec![0.0f32; s.o * ckk]
+            } else {
+                Vec::new()
+            };
+            let mut db = vec![0.0f32; if want_b { s.o } else { 0 }];
+            with_scratch(|[cols, dcols]| {
+                let images = g * per..((g + 1) * per).min(s.n);
+                for (local, i) in images.enumerate() {
+                    let x = &x[i * chw..][..chw];
+                    let dy = &dy[i * s.o * plane..][..s.o * plane];
+                    for (o, db) in db.iter_mut().enumerate() {
+                        *db += dy[o * plane..][..plane].iter().sum::<f32>();
+                    }
+                    for r0 in (0..oh).step_by(rows) {
+                        let r1 = (r0 + rows).min(oh);
+                        let t = (r1 - r0) * ow;
+                        let dy_t = Mat::rows(&dy[r0 * ow..], s.o, t, plane);
+                        if want_w {
+                            let xc = if s.pointwise() {
+                                Mat::rows(&x[r0 * ow..], s.c, t, plane)
+                            } else {
+                                cols.resize(ckk * t, 0.0);
+                                im2col(s, x, ow, r0, r1, cols);
+                                Mat::rows(cols, ckk, t, t)
+                            };
+                            matmul(&mut dw, ckk, true, dy_t, xc.t(), par);
+                        }
+                        if let Some(dx) = dx.as_deref_mut() {
+                            let dx = &mut dx[local * chw..][..chw];
+                            if s.pointwise() {
+                                matmul(&mut dx[r0 * ow..], plane, false, w.t(), dy_t, par);
+                            } else {
+                                dcols.resize(ckk * t, 0.0);
+                                matmul(dcols, t, false, w.t(), dy_t, par);
+                                col2im(s, dcols, ow, r0, r1, dx);
+                            }
+                        }
+                    }
+                }
+            });
+            (dw, db)
+        })
+        .collect();
+    Some(Grads {
+        x: want_x.then_some(dx),
+        weight: want_w.then(|| sum_all(partials.iter().map(|p| &p.0))),
+        bias: want_b.then(|| sum_all(partials.iter().map(|p| &p.1))),
+    })
+}
+
+/// Element-wise sum of equally long vectors (the per-thread weight and bias gradients).
+fn sum_all<'a>(mut parts: impl Iterator<Item = &'a Vec<f32>>) -> Vec<f32> {
+    let mut acc = parts.next().cloned().unwrap_or_default();
+    for p in parts {
+        for (a, v) in acc.iter_mut().zip(p) {
+            *a += v;
+        }
+    }
+    acc
+}
+
+/// 2-D convolution with bias and symmetric padding: ours on the CPU device (with its own
+/// backward pass under autodiff), burn's everywhere else.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<4> {
+    if let Some(y) = host_conv2d(&x, &weight, &bias, stride, padding) {
+        return y;
+    }
+    burn_conv2d(
+        x,
+        weight,
+        Some(bias),
+        ConvOptions::new([stride, stride], [padding, padding], [1, 1], 1),
+    )
+}
+
+fn shape_of(x: &Tensor<4>, weight: &Tensor<4>, stride: usize, pad: usize) -> Option<ConvShape> {
+    let [n, c, h, w] = x.dims();
+    let [o, ci, k, k2] = weight.dims();
+    let s = ConvShape {
+        n,
+        c,
+        h,
+        w,
+        o,
+        k,
+        stride,
+        pad,
+    };
+    (ci == c && k2 == k && s.out_hw().is_some()).then_some(s)
+}
+
+fn host_conv2d(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: &Tensor<1>,
+    stride: usize,
+    pad: usize,
+) -> Option<Tensor<4>> {
+    let device = x.device();
+    if device.clone().inner() != Device::flex()
+        || weight.device() != device
+        || bias.device() != device
+        || [x.dtype(), weight.dtype(), bias.dtype()] != [DType::F32; 3]
+    {
+        return None;
+    }
+    let s = shape_of(x, weight, stride, pad)?;
+    if device.is_autodiff() {
+        let xa = x.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+        let wa = weight.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+        let ba = bias.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+        let y = match ConvBackward
+            .prepare::<burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>([
+                xa.node(),
+                wa.node(),
+                ba.node(),
+            ])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let xs = prep.checkpoint(&xa);
+                let ws = prep.checkpoint(&wa);
+                let y = flex_forward(
+                    &s,
+                    xa.into_primitive(),
+                    wa.into_primitive(),
+                    ba.into_primitive(),
+                )?;
+                prep.finish((xs, ws, s), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(flex_forward(
+                &s,
+                xa.into_primitive(),
+                wa.into_primitive(),
+                ba.into_primitive(),
+            )?),
+        };
+        return Some(Tensor::from_primitive::<Autodiff<Flex>>(y));
+    }
+    let y = flex_forward(
+        &s,
+        x.clone().try_into_primitive::<Flex>().ok()?,
+        weight.clone().try_into_primitive::<Flex>().ok()?,
+        bias.clone().try_into_primitive::<Flex>().ok()?,
+    )?;
+    Some(Tensor::from_primitive::<Flex>(y))
+}
+
+fn flex_forward(s: &ConvShape, x: FlexTensor, w: FlexTensor, b: FlexTensor) -> Option<FlexTensor> {
+    let (x, w, b) = (x.to_contiguous(), w.to_contiguous(), b.to_contiguous());
+    let y = forward(s, x.as_slice()?, w.as_slice()?, b.as_slice()?)?;
+    let (oh, ow) = s.out_hw()?;
+    Some(flex(y, [s.n, s.o, oh, ow]))
+}
+
+fn flex<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// The autodiff node of [`conv2d`] on the CPU device.
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = (NodeId, NodeId, ConvShape);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, ckpt: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (xs, ws, s) = ops.state;
+        let x = ckpt.retrieve_node_output::<FlexTensor>(xs).to_contiguous();
+        let w = ckpt.retrieve_node_output::<FlexTensor>(ws).to_contiguous();
+        let want = [node_x.is_some(), node_w.is_some(), node_b.is_some()];
+        // The forward pass checked the shapes and the f32 dtype, and the checkpointed tensors
+        // are those of the forward pass, so the buffers always fit.
+        let g = match (x.as_slice(), w.as_slice(), dy.as_slice()) {
+            (Some(xv), Some(wv), Some(dyv)) => backward(&s, xv, wv, dyv, want),
+            _ => None,
+        };
+        let Some(g) = g else {
+            unreachable!("convolution backward: buffers do not match {s:?}")
+        };
+        if let (Some(node), Some(v)) = (node_x, g.x) {
+            grads.register::<Flex>(node.id, flex(v, [s.n, s.c, s.h, s.w]));
+        }
+        if let (Some(node), Some(v)) = (node_w, g.weight) {
+            grads.register::<Flex>(node.id, flex(v, [s.o, s.c, s.k, s.k]));
+        }
+        if let (Some(node), Some(v)) = (node_b, g.bias) {
+            grads.register::<Flex>(node.id, flex(v, [s.o]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn random<const D: usize>(shape: [usize; D], dev: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), dev)
+    }
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        crate::host::values(t)
+    }
+
+    fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+            .fold(0.0f32, f32::max);
+        assert!(worst <= tol, "{what}: worst relative difference {worst}");
+    }
+
+    /// Padding kinds of leras (k/2, also at stride 2 and even k), VALID, 1x1, a batch that does
+    /// not split evenly over the threads, and one image.
+    const SHAPES: [ConvShape; 6] = [
+        ConvShape {
+            n: 2,
+            c: 3,
+            h: 9,
+            w: 7,
+            o: 4,
+            k: 3,
+            stride: 1,
+            pad: 1,
+        },
+        ConvShape {
+            n: 5,
+            c: 4,
+            h: 10,
+            w: 11,
+            o: 6,
+            k: 5,
+            stride: 2,
+            pad: 2,
+        },
+        ConvShape {
+            n: 3,
+            c: 5,
+            h: 6,
+            w: 6,
+            o: 7,
+            k: 1,
+            stride: 1,
+            pad: 0,
+        },
+        ConvShape {
+            n: 1,
+            c: 2,
+            h: 8,
+            w: 8,
+            o: 3,
+            k: 4,
+            stride: 2,
+            pad: 2,
+        },
+        ConvShape {
+            n: 2,
+            c: 3,
+            h: 9,
+            w: 9,
+            o: 2,
+            k: 3,
+            stride: 2,
+            pad: 0,
+        },
+        ConvShape {
+            n: 1,
+            c: 6,
+            h: 5,
+            w: 12,
+            o: 5,
+            k: 3,
+            stride: 1,
+            pad: 1,
+        },
+    ];
+
+    /// Forward pass and all three gradients equal burn's convolution (the reference) under
+    /// autodiff, through the public [`conv2d`] on the CPU device.
+    #[test]
+    fn matches_burn_forward_and_gradients() {
+        let dev = Device::flex().autodiff();
+        for s in SHAPES {
+            let x = random([s.n, s.c, s.h, s.w], &dev).require_grad();
+            let w = random([s.o, s.c, s.k, s.k], &dev).require_grad();
+            let b = random([s.o], &dev).require_grad();
+            assert!(
+                host_conv2d(&x, &w, &b, s.stride, s.pad).is_some(),
+                "our path taken for {s:?}"
+            );
+            let ours = conv2d(x.clone(), w.clone(), b.clone(), s.stride, s.pad);
+            let reference = burn_conv2d(
+                x.clone(),
+                w.clone(),
+                Some(b.clone()),
+                ConvOptions::new([s.stride; 2], [s.pad; 2], [1, 1], 1),
+            );
+            assert_eq!(ours.dims(), reference.dims(), "{s:?}");
+            let r = random(ours.dims(), &dev);
+            let g_ours = (ours.clone() * r.clone()).sum().backward();
+            let g_ref = (reference.clone() * r).sum().backward();
+            assert_close("forward", &host(ours), &host(reference), 1e-5);
+            for (name, ours, reference) in [
+                ("dx", x.grad(&g_ours), x.grad(&g_ref)),
+                (
+                    "db",
+                    b.grad(&g_ours).map(|t| t.reshape([1, 1, 1, s.o])),
+                    b.grad(&g_ref).map(|t| t.reshape([1, 1, 1, s.o])),
+                ),
+                ("dw", w.grad(&g_ours), w.grad(&g_ref)),
+            ] {
+                let (Some(o), Some(r)) = (ours, reference) else {
+                    panic!("{name} missing for {s:?}")
+                };
+                assert_close(&format!("{name} {s:?}"), &host(o), &host(r), 1e-4);
+            }
+        }
+    }
+
+    /// Tiles of a few output rows give the same results as whole images, and gradients that
+    /// are not asked for are not computed.
+    #[test]
+    fn tiling_and_partial_gradients() {
+        let dev = Device::flex();
+        for s in SHAPES {
+            let (oh, ow) = s.out_hw().unwrap();
+            let x = host(random([s.n, s.c, s.h, s.w], &dev));
+            let w = host(random([s.o, s.c, s.k, s.k], &dev));
+            let b = host(random([s.o], &dev));
+            let dy = host(random([s.n, s.o, oh, ow], &dev));
+            let small = s.c * s.k * s.k * ow; // one output row per tile
+            let whole = forward(&s, &x, &w, &b).unwrap();
+            assert_close(
+                "tiled forward",
+                &forward_tiled(&s, &x, &w, &b, small).unwrap(),
+                &whole,
+                1e-6,
+            );
+            let all = backward(&s, &x, &w, &dy, [true; 3]).unwrap();
+            let tiled = backward_tiled(&s, &x, &w, &dy, [true; 3], small).unwrap();
+            for (a, b) in [
+                (&tiled.x, &all.x),
+                (&tiled.weight, &all.weight),
+                (&tiled.bias, &all.bias),
+            ] {
+                assert_close(
+                    "tiled backward",
+                    a.as_ref().unwrap(),
+                    b.as_ref().unwrap(),
+                    1e-5,
+                );
+            }
+            let only_w = backward(&s, &x, &w, &dy, [false, true, false]).unwrap();
+            assert!(only_w.x.is_none() && only_w.bias.is_none());
+            assert_close(
+                "dw alone",
+                only_w.weight.as_ref().unwrap(),
+                all.weight.as_ref().unwrap(),
+                1e-6,
+            );
+        }
+        let bad = ConvShape {
+            h: 1,
+            w: 1,
+            k: 5,
+            pad: 1,
+            ..SHAPES[0]
+        };
+        assert_eq!(bad.out_hw(), None);
+        assert!(
+            forward(&SHAPES[0], &[0.0; 3], &[], &[]).is_none(),
+            "short buffers are refused"
+        );
+    }
+
+    /// Without autodiff (merge-time prediction) the CPU path equals burn's too.
+    #[test]
+    fn inference_path_matches_burn() {
+        let dev = Device::flex();
+        let s = SHAPES[1];
+        let x = random([s.n, s.c, s.h, s.w], &dev);
+        let w = random([s.o, s.c, s.k, s.k], &dev);
+        let b = random([s.o], &dev);
+        let ours = conv2d(x.clone(), w.clone(), b.clone(), s.stride, s.pad);
+        let reference = burn_conv2d(
+            x,
+            w,
+            Some(b),
+            ConvOptions::new([s.stride; 2], [s.pad; 2], [1, 1], 1),
+        );
+        assert_close("inference", &host(ours), &host(reference), 1e-5);
+    }
+}
