@@ -20,10 +20,42 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+mod winograd;
 
 /// Floats in one im2col tile: output rows are processed in tiles of at most this many column
 /// entries, so the scratch memory stays bounded at any resolution.
 const TILE_FLOATS: usize = 1 << 20;
+
+/// Which convolution runs on the CPU device. The default is the fastest; the others stay
+/// selectable so that a benchmark can compare them in one run (`dfl bench train`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuConv {
+    /// burn-flex's own convolution and burn's generic backward rules.
+    Burn,
+    /// Ours, im2col and matrix products only.
+    Im2col,
+    /// Ours, with Winograd F(2x2, 3x3) for the 3x3/1/1 convolutions (the default).
+    Winograd,
+}
+
+static CPU_CONV: AtomicU8 = AtomicU8::new(CpuConv::Winograd as u8);
+
+/// Selects the CPU convolution for the whole process (convolutions already recorded for a
+/// backward pass keep the path they were recorded with).
+pub fn set_cpu_conv(conv: CpuConv) {
+    CPU_CONV.store(conv as u8, Ordering::Relaxed);
+}
+
+/// The CPU convolution in use (see [`set_cpu_conv`]).
+pub fn cpu_conv() -> CpuConv {
+    match CPU_CONV.load(Ordering::Relaxed) {
+        0 => CpuConv::Burn,
+        1 => CpuConv::Im2col,
+        _ => CpuConv::Winograd,
+    }
+}
 
 /// One convolution: NCHW input, `[out, in, k, k]` kernel, stride and zero padding on every
 /// side (leras "SAME" is `k / 2`).
@@ -268,17 +300,15 @@ fn col2im(s: &ConvShape, cols: &[f32], ow: usize, r0: usize, r1: usize, dx: &mut
 }
 
 /// Forward pass on host buffers: `x [n, c, h, w]`, `weight [o, c, k, k]`, `bias [o]` ->
-/// `[n, o, oh, ow]`. `None` when the shape is invalid or a buffer has the wrong length.
-pub fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: &[f32]) -> Option<Vec<f32>> {
-    forward_tiled(s, x, weight, bias, TILE_FLOATS)
-}
-
-fn forward_tiled(
+/// `[n, o, oh, ow]`, in im2col tiles of at most `tile` floats, with Winograd where it applies
+/// and is allowed. `None` when the shape is invalid or a buffer has the wrong length.
+fn forward(
     s: &ConvShape,
     x: &[f32],
     weight: &[f32],
     bias: &[f32],
     tile: usize,
+    allow_winograd: bool,
 ) -> Option<Vec<f32>> {
     let (oh, ow) = s.out_hw()?;
     let (chw, ckk, plane) = (s.c * s.h * s.w, s.ckk(), oh * ow);
@@ -291,6 +321,27 @@ fn forward_tiled(
     }
     let rows = s.tile_rows(oh, ow, tile);
     let par = s.n < rayon::current_num_threads();
+    if allow_winograd && winograd::applies(s) {
+        let u = winograd::kernels(weight, s.o, s.c, false);
+        out.par_chunks_mut(s.o * plane)
+            .zip(x.par_chunks(chw))
+            .for_each(|(y, x)| {
+                with_scratch(|[v, m]| {
+                    let bufs = [v, m];
+                    winograd::conv_image(
+                        (s.c, s.h, s.w, s.o),
+                        x,
+                        &u,
+                        Some(bias),
+                        y,
+                        bufs,
+                        tile,
+                        par,
+                    )
+                })
+            });
+        return Some(out);
+    }
     let w = Mat::rows(weight, s.o, ckk, ckk);
     out.par_chunks_mut(s.o * plane)
         .zip(x.par_chunks(chw))
@@ -316,36 +367,26 @@ fn forward_tiled(
     Some(out)
 }
 
-/// Gradients of one convolution (each `None` when not asked for).
+/// Gradients of one convolution (each `None` when not asked for): input `[n, c, h, w]`,
+/// weight `[o, c, k, k]`, bias `[o]`.
 #[derive(Debug, Default)]
-pub struct Grads {
-    /// `[n, c, h, w]`.
-    pub x: Option<Vec<f32>>,
-    /// `[o, c, k, k]`.
-    pub weight: Option<Vec<f32>>,
-    /// `[o]`.
-    pub bias: Option<Vec<f32>>,
+struct Grads {
+    x: Option<Vec<f32>>,
+    weight: Option<Vec<f32>>,
+    bias: Option<Vec<f32>>,
 }
 
 /// Backward pass on host buffers from the output gradient `dy [n, o, oh, ow]`; computes the
-/// gradients flagged in `want` (input, weight, bias). `None` when a buffer has the wrong length.
-pub fn backward(
-    s: &ConvShape,
-    x: &[f32],
-    weight: &[f32],
-    dy: &[f32],
-    want: [bool; 3],
-) -> Option<Grads> {
-    backward_tiled(s, x, weight, dy, want, TILE_FLOATS)
-}
-
-fn backward_tiled(
+/// gradients flagged in `want` (input, weight, bias); `tile` and `allow_winograd` as in
+/// [`forward`]. `None` when a buffer has the wrong length.
+fn backward(
     s: &ConvShape,
     x: &[f32],
     weight: &[f32],
     dy: &[f32],
     want: [bool; 3],
     tile: usize,
+    allow_winograd: bool,
 ) -> Option<Grads> {
     let (oh, ow) = s.out_hw()?;
     let (chw, ckk, plane) = (s.c * s.h * s.w, s.ckk(), oh * ow);
@@ -359,6 +400,9 @@ fn backward_tiled(
     let par = groups == 1 && threads > 1;
     let rows = s.tile_rows(oh, ow, tile);
     let w = Mat::rows(weight, s.o, ckk, ckk);
+    // The input gradient of a 3x3/1/1 convolution is one too (rotated, transposed kernels).
+    let adjoint = (want_x && allow_winograd && winograd::applies(s))
+        .then(|| winograd::kernels(weight, s.o, s.c, true));
 
     let mut dx = if want_x {
         vec![0.0f32; s.n * chw]
@@ -392,11 +436,10 @@ fn backward_tiled(
                     for (o, db) in db.iter_mut().enumerate() {
                         *db += dy[o * plane..][..plane].iter().sum::<f32>();
                     }
-                    for r0 in (0..oh).step_by(rows) {
-                        let r1 = (r0 + rows).min(oh);
-                        let t = (r1 - r0) * ow;
-                        let dy_t = Mat::rows(&dy[r0 * ow..], s.o, t, plane);
-                        if want_w {
+                    if want_w {
+                        for r0 in (0..oh).step_by(rows) {
+                            let r1 = (r0 + rows).min(oh);
+                            let t = (r1 - r0) * ow;
                             let xc = if s.pointwise() {
                                 Mat::rows(&x[r0 * ow..], s.c, t, plane)
                             } else {
@@ -404,17 +447,38 @@ fn backward_tiled(
                                 im2col(s, x, ow, r0, r1, cols);
                                 Mat::rows(cols, ckk, t, t)
                             };
+                            let dy_t = Mat::rows(&dy[r0 * ow..], s.o, t, plane);
                             matmul(&mut dw, ckk, true, dy_t, xc.t(), par);
                         }
-                        if let Some(dx) = dx.as_deref_mut() {
-                            let dx = &mut dx[local * chw..][..chw];
-                            if s.pointwise() {
-                                matmul(&mut dx[r0 * ow..], plane, false, w.t(), dy_t, par);
-                            } else {
-                                dcols.resize(ckk * t, 0.0);
-                                matmul(dcols, t, false, w.t(), dy_t, par);
-                                col2im(s, dcols, ow, r0, r1, dx);
-                            }
+                    }
+                    let Some(dx) = dx.as_deref_mut() else {
+                        continue;
+                    };
+                    let dx = &mut dx[local * chw..][..chw];
+                    if let Some(u) = &adjoint {
+                        let bufs = [&mut *cols, &mut *dcols];
+                        winograd::conv_image(
+                            (s.o, s.h, s.w, s.c),
+                            dy,
+                            u,
+                            None,
+                            dx,
+                            bufs,
+                            tile,
+                            par,
+                        );
+                        continue;
+                    }
+                    for r0 in (0..oh).step_by(rows) {
+                        let r1 = (r0 + rows).min(oh);
+                        let t = (r1 - r0) * ow;
+                        let dy_t = Mat::rows(&dy[r0 * ow..], s.o, t, plane);
+                        if s.pointwise() {
+                            matmul(&mut dx[r0 * ow..], plane, false, w.t(), dy_t, par);
+                        } else {
+                            dcols.resize(ckk * t, 0.0);
+                            matmul(dcols, t, false, w.t(), dy_t, par);
+                            col2im(s, dcols, ow, r0, r1, dx);
                         }
                     }
                 }
@@ -483,6 +547,11 @@ fn host_conv2d(
     stride: usize,
     pad: usize,
 ) -> Option<Tensor<4>> {
+    let winograd = match cpu_conv() {
+        CpuConv::Burn => return None,
+        CpuConv::Im2col => false,
+        CpuConv::Winograd => true,
+    };
     let device = x.device();
     if device.clone().inner() != Device::flex()
         || weight.device() != device
@@ -513,14 +582,16 @@ fn host_conv2d(
                     xa.into_primitive(),
                     wa.into_primitive(),
                     ba.into_primitive(),
+                    winograd,
                 )?;
-                prep.finish((xs, ws, s), y)
+                prep.finish((xs, ws, s, winograd), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(flex_forward(
                 &s,
                 xa.into_primitive(),
                 wa.into_primitive(),
                 ba.into_primitive(),
+                winograd,
             )?),
         };
         return Some(Tensor::from_primitive::<Autodiff<Flex>>(y));
@@ -530,13 +601,27 @@ fn host_conv2d(
         x.clone().try_into_primitive::<Flex>().ok()?,
         weight.clone().try_into_primitive::<Flex>().ok()?,
         bias.clone().try_into_primitive::<Flex>().ok()?,
+        winograd,
     )?;
     Some(Tensor::from_primitive::<Flex>(y))
 }
 
-fn flex_forward(s: &ConvShape, x: FlexTensor, w: FlexTensor, b: FlexTensor) -> Option<FlexTensor> {
+fn flex_forward(
+    s: &ConvShape,
+    x: FlexTensor,
+    w: FlexTensor,
+    b: FlexTensor,
+    winograd: bool,
+) -> Option<FlexTensor> {
     let (x, w, b) = (x.to_contiguous(), w.to_contiguous(), b.to_contiguous());
-    let y = forward(s, x.as_slice()?, w.as_slice()?, b.as_slice()?)?;
+    let y = forward(
+        s,
+        x.as_slice()?,
+        w.as_slice()?,
+        b.as_slice()?,
+        TILE_FLOATS,
+        winograd,
+    )?;
     let (oh, ow) = s.out_hw()?;
     Some(flex(y, [s.n, s.o, oh, ow]))
 }
@@ -550,19 +635,22 @@ fn flex<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
 struct ConvBackward;
 
 impl Backward<Flex, 3> for ConvBackward {
-    type State = (NodeId, NodeId, ConvShape);
+    /// Checkpoints of the input and the kernel, the shape, and whether Winograd is allowed.
+    type State = (NodeId, NodeId, ConvShape, bool);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, ckpt: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let (xs, ws, s) = ops.state;
+        let (xs, ws, s, winograd) = ops.state;
         let x = ckpt.retrieve_node_output::<FlexTensor>(xs).to_contiguous();
         let w = ckpt.retrieve_node_output::<FlexTensor>(ws).to_contiguous();
         let want = [node_x.is_some(), node_w.is_some(), node_b.is_some()];
         // The forward pass checked the shapes and the f32 dtype, and the checkpointed tensors
         // are those of the forward pass, so the buffers always fit.
         let g = match (x.as_slice(), w.as_slice(), dy.as_slice()) {
-            (Some(xv), Some(wv), Some(dyv)) => backward(&s, xv, wv, dyv, want),
+            (Some(xv), Some(wv), Some(dyv)) => {
+                backward(&s, xv, wv, dyv, want, TILE_FLOATS, winograd)
+            }
             _ => None,
         };
         let Some(g) = g else {
@@ -583,10 +671,14 @@ impl Backward<Flex, 3> for ConvBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Distribution;
-
+    
+    /// Uniform values in [-1, 1), the same for the same shape on every run.
     fn random<const D: usize>(shape: [usize; D], dev: &Device) -> Tensor<D> {
-        Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), dev)
+        use rand::{RngExt, SeedableRng};
+        let n: usize = shape.iter().product();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        Tensor::from_data(TensorData::new(v, shape), dev)
     }
 
     fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -604,8 +696,8 @@ mod tests {
     }
 
     /// Padding kinds of leras (k/2, also at stride 2 and even k), VALID, 1x1, a batch that does
-    /// not split evenly over the threads, and one image.
-    const SHAPES: [ConvShape; 6] = [
+    /// not split evenly over the threads, one image, and a Winograd one.
+    const SHAPES: [ConvShape; 7] = [
         ConvShape {
             n: 2,
             c: 3,
@@ -666,6 +758,16 @@ mod tests {
             stride: 1,
             pad: 1,
         },
+        ConvShape {
+            n: 3,
+            c: 32,
+            h: 17,
+            w: 16,
+            o: 33,
+            k: 3,
+            stride: 1,
+            pad: 1,
+        },
     ];
 
     /// Forward pass and all three gradients equal burn's convolution (the reference) under
@@ -722,15 +824,15 @@ mod tests {
             let b = host(random([s.o], &dev));
             let dy = host(random([s.n, s.o, oh, ow], &dev));
             let small = s.c * s.k * s.k * ow; // one output row per tile
-            let whole = forward(&s, &x, &w, &b).unwrap();
+            let whole = forward(&s, &x, &w, &b, TILE_FLOATS, true).unwrap();
             assert_close(
                 "tiled forward",
-                &forward_tiled(&s, &x, &w, &b, small).unwrap(),
+                &forward(&s, &x, &w, &b, small, true).unwrap(),
                 &whole,
-                1e-6,
+                1e-5,
             );
-            let all = backward(&s, &x, &w, &dy, [true; 3]).unwrap();
-            let tiled = backward_tiled(&s, &x, &w, &dy, [true; 3], small).unwrap();
+            let all = backward(&s, &x, &w, &dy, [true; 3], TILE_FLOATS, true).unwrap();
+            let tiled = backward(&s, &x, &w, &dy, [true; 3], small, true).unwrap();
             for (a, b) in [
                 (&tiled.x, &all.x),
                 (&tiled.weight, &all.weight),
@@ -743,13 +845,14 @@ mod tests {
                     1e-5,
                 );
             }
-            let only_w = backward(&s, &x, &w, &dy, [false, true, false]).unwrap();
+            let only_w =
+                backward(&s, &x, &w, &dy, [false, true, false], TILE_FLOATS, true).unwrap();
             assert!(only_w.x.is_none() && only_w.bias.is_none());
             assert_close(
                 "dw alone",
                 only_w.weight.as_ref().unwrap(),
                 all.weight.as_ref().unwrap(),
-                1e-6,
+                1e-5,
             );
         }
         let bad = ConvShape {
@@ -761,9 +864,51 @@ mod tests {
         };
         assert_eq!(bad.out_hw(), None);
         assert!(
-            forward(&SHAPES[0], &[0.0; 3], &[], &[]).is_none(),
+            forward(&SHAPES[0], &[0.0; 3], &[], &[], TILE_FLOATS, true).is_none(),
             "short buffers are refused"
         );
+    }
+
+    /// Winograd (3x3, stride 1, padding 1) equals the im2col path, forward and backward, for
+    /// odd and even sizes, in one band or in bands of one tile row.
+    #[test]
+    fn winograd_matches_im2col() {
+        let dev = Device::flex();
+        for (n, c, h, w, o) in [
+            (2, 32, 17, 19, 40),
+            (1, 48, 16, 16, 32),
+            (3, 32, 1, 256, 33),
+            (2, 40, 23, 12, 33),
+        ] {
+            let s = ConvShape {
+                n,
+                c,
+                h,
+                w,
+                o,
+                k: 3,
+                stride: 1,
+                pad: 1,
+            };
+            assert!(winograd::applies(&s));
+            let x = host(random([n, c, h, w], &dev));
+            let wt = host(random([o, c, 3, 3], &dev));
+            let b = host(random([o], &dev));
+            let dy = host(random([n, o, h, w], &dev));
+            let direct = forward(&s, &x, &wt, &b, TILE_FLOATS, false).unwrap();
+            let direct_g = backward(&s, &x, &wt, &dy, [true; 3], TILE_FLOATS, false).unwrap();
+            for tile in [TILE_FLOATS, 1] {
+                let wino = forward(&s, &x, &wt, &b, tile, true).unwrap();
+                assert_close(&format!("winograd forward {s:?}"), &wino, &direct, 1e-5);
+                let g = backward(&s, &x, &wt, &dy, [true; 3], tile, true).unwrap();
+                assert_close(
+                    &format!("winograd dx {s:?}"),
+                    g.x.as_ref().unwrap(),
+                    direct_g.x.as_ref().unwrap(),
+                    1e-5,
+                );
+            }
+        }
     }
 
     /// Without autodiff (merge-time prediction) the CPU path equals burn's too.

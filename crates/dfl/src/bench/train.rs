@@ -4,7 +4,9 @@
 //! and the share of the trainer's time spent waiting for batches (the direct measure of the
 //! pipeline keeping up; on a loaded machine the on/off difference is mostly noise);
 //! the trainer's peak RSS and time from launch to the first iteration with a 20,000-face
-//! faceset (hard links of the bundled faces in scratch), as a child `dfl train` process.
+//! faceset (hard links of the bundled faces in scratch), as a child `dfl train` process;
+//! and, at batch 4, the step with each CPU convolution (burn-flex's, our im2col, our
+//! Winograd) taking turns in the same run.
 //!
 //! The reference is DFL 2.0 itself (TensorFlow-cpu 2.21, 2 threads, a 2-core machine like
 //! ours), **measured elsewhere** (figures from issue 7, not rerun here: DFL needs Python and
@@ -13,6 +15,7 @@
 use super::{Better, Ctx, Figure};
 use crate::progress::Ui;
 use anyhow::{Context, Result, bail};
+use dfl_nn::hostconv::{CpuConv, set_cpu_conv};
 use dfl_nn::{DeviceSpec, Quick96, Saehd, SaehdOptions};
 use dfl_train::pipeline::{Facesets, build_batch, planner};
 use dfl_train::trainer::pipeline_config;
@@ -93,39 +96,80 @@ fn with_pipeline(
     Ok((best(v.into_iter().skip(1).collect()), wait_pct))
 }
 
+/// A model and one prepared batch of the bundled faces: the step without the data pipeline.
+struct Prepared {
+    model: Model,
+    batch: dfl_nn::AeBatch,
+}
+
+enum Model {
+    Saehd(Box<Saehd>),
+    Quick96(Box<Quick96>),
+}
+
+impl Prepared {
+    /// Builds the model and the batch and runs one untimed step (lazy weight init).
+    fn new(kind: ModelKind, options: &SaehdOptions) -> Result<Self> {
+        let set = Arc::new(Faceset::open(&faces())?);
+        let sets = Facesets {
+            src: set.clone(),
+            dst: set,
+        };
+        let cfg = pipeline_config(kind, options, options.batch_size, 1, 1, 0);
+        let plan = planner(&sets, &cfg)
+            .plan(0)
+            .context("no faces to plan a batch from")?;
+        let device = burn::tensor::Device::flex();
+        let batch = build_batch(&sets, &cfg, &plan)?.to_ae_batch(&device)?;
+        let model = match kind {
+            ModelKind::Saehd => {
+                Model::Saehd(Box::new(Saehd::new(options.clone(), DeviceSpec::Cpu, 0)?))
+            }
+            ModelKind::Quick96 => Model::Quick96(Box::new(Quick96::new(DeviceSpec::Cpu, 0)?)),
+        };
+        let mut p = Self { model, batch };
+        p.step_ms()?;
+        Ok(p)
+    }
+
+    /// One timed training step, ms.
+    fn step_ms(&mut self) -> Result<f64> {
+        let model: &mut Saehd = match &mut self.model {
+            Model::Saehd(s) => s,
+            Model::Quick96(q) => q.as_saehd_mut(),
+        };
+        let t = Instant::now();
+        model.train_step(&self.batch)?;
+        Ok(t.elapsed().as_secs_f64() * 1000.0)
+    }
+}
+
 /// Fastest ms of the same model's step on one prepared batch (pipeline off).
 fn without_pipeline(kind: ModelKind, options: &SaehdOptions, iters: u64) -> Result<f64> {
-    let set = Arc::new(Faceset::open(&faces())?);
-    let sets = Facesets {
-        src: set.clone(),
-        dst: set,
-    };
-    let cfg = pipeline_config(kind, options, options.batch_size, 1, 1, 0);
-    let plan = planner(&sets, &cfg)
-        .plan(0)
-        .context("no faces to plan a batch from")?;
-    let device = burn::tensor::Device::flex();
-    let batch = build_batch(&sets, &cfg, &plan)?.to_ae_batch(&device)?;
-    let mut q;
-    let mut s;
-    let model: &mut Saehd = match kind {
-        ModelKind::Saehd => {
-            s = Saehd::new(options.clone(), DeviceSpec::Cpu, 0)?;
-            &mut s
-        }
-        ModelKind::Quick96 => {
-            q = Quick96::new(DeviceSpec::Cpu, 0)?;
-            q.as_saehd_mut()
-        }
-    };
-    model.train_step(&batch)?;
-    let mut v = Vec::new();
-    for _ in 0..iters {
-        let t = Instant::now();
-        model.train_step(&batch)?;
-        v.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
+    let mut p = Prepared::new(kind, options)?;
+    let v = (0..iters)
+        .map(|_| p.step_ms())
+        .collect::<Result<Vec<_>>>()?;
     Ok(best(v))
+}
+
+/// Fastest step ms (pipeline off) with each CPU convolution (burn-flex's, our im2col, our
+/// Winograd), the three taking turns step by step so that all see the same machine load.
+fn conv_paths(kind: ModelKind, options: &SaehdOptions, iters: u64) -> Result<[f64; 3]> {
+    let paths = [CpuConv::Burn, CpuConv::Im2col, CpuConv::Winograd];
+    let mut p = Prepared::new(kind, options)?;
+    let mut best_ms = [f64::INFINITY; 3];
+    let result = (|| {
+        for _ in 0..iters {
+            for (i, path) in paths.into_iter().enumerate() {
+                set_cpu_conv(path);
+                best_ms[i] = best_ms[i].min(p.step_ms()?);
+            }
+        }
+        Ok(best_ms)
+    })();
+    set_cpu_conv(CpuConv::Winograd);
+    result
 }
 
 /// Peak RSS (MB), launch-to-training-start and launch-to-end-of-first-iteration times (s) of
@@ -262,6 +306,25 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
             reference: None,
             goal: Some(5.0),
         });
+        if batch == 4 {
+            let [burn_ms, im2col_ms, winograd_ms] = conv_paths(kind, &options, iters)?;
+            figures.push(Figure {
+                name: format!("{name}: ms/iteration, our im2col convolution"),
+                unit: "ms",
+                ours: im2col_ms,
+                better: Better::Lower,
+                reference: Some(("burn-flex's convolution, same run".into(), burn_ms)),
+                goal: None,
+            });
+            figures.push(Figure {
+                name: format!("{name}: ms/iteration, our Winograd convolution (default)"),
+                unit: "ms",
+                ours: winograd_ms,
+                better: Better::Lower,
+                reference: Some(("our im2col convolution, same run".into(), im2col_ms)),
+                goal: None,
+            });
+        }
         dfl_core::Progress::inc(&progress, 1);
     }
     let n = if ctx.quick { 2_000 } else { 20_000 };
