@@ -671,7 +671,7 @@ impl Backward<Flex, 3> for ConvBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    
+
     /// Uniform values in [-1, 1), the same for the same shape on every run.
     fn random<const D: usize>(shape: [usize; D], dev: &Device) -> Tensor<D> {
         use rand::{RngExt, SeedableRng};

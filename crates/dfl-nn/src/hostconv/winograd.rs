@@ -84,6 +84,7 @@ pub(super) fn conv_image(
     // even `k` holding column `2k - 1`, odd `k` column `2k`, zero outside the plane.
     let n = tw + 1;
     let mut rows = vec![0.0f32; 8 * n];
+    let mut tmp = vec![0.0f32; 6 * tw];
     for ty0 in (0..th).step_by(band) {
         let ty1 = (ty0 + band).min(th);
         let tb = (ty1 - ty0) * tw;
@@ -113,15 +114,19 @@ pub(super) fn conv_image(
                 let at = (ty - ty0) * tw;
                 for (i, row) in rows.chunks_exact(2 * n).enumerate() {
                     let (even, odd) = row.split_at(n);
-                    let out = |e: usize| (e * c + ci) * tb + at;
-                    let [o0, o1, o2, o3] =
-                        [out(4 * i), out(4 * i + 1), out(4 * i + 2), out(4 * i + 3)];
-                    for tx in 0..tw {
-                        let (e0, e1, d0, d1) = (even[tx], even[tx + 1], odd[tx], odd[tx + 1]);
-                        v[o0 + tx] = e0 - e1;
-                        v[o1 + tx] = d0 + e1;
-                        v[o2 + tx] = e1 - d0;
-                        v[o3 + tx] = d0 - d1;
+                    let (e0, e1, d0, d1) = (&even[..tw], &even[1..], &odd[..tw], &odd[1..]);
+                    // One output plane at a time: plain zips the compiler vectorises.
+                    let combos: [(&[f32], &[f32], f32); 4] = [
+                        (e0, e1, -1.0),
+                        (d0, e1, 1.0),
+                        (e1, d0, -1.0),
+                        (d0, d1, -1.0),
+                    ];
+                    for (j, (a, b, sign)) in combos.into_iter().enumerate() {
+                        let dst = &mut v[((4 * i + j) * c + ci) * tb + at..][..tw];
+                        for ((d, a), b) in dst.iter_mut().zip(a).zip(b) {
+                            *d = a + sign * b;
+                        }
                     }
                 }
             }
@@ -136,6 +141,10 @@ pub(super) fn conv_image(
                 par,
             );
         }
+        // A^T on the rows (`cols[j]`: one tile row's column j), then A on the columns
+        // (`even`/`odd`: output columns 2tx and 2tx+1), interleaved into the output row.
+        let (cols, eo) = tmp.split_at_mut(4 * tw);
+        let (even, odd) = eo.split_at_mut(tw);
         for oo in 0..o {
             let b = bias.map_or(0.0, |b| b[oo]);
             let plane = &mut y[oo * h * w..][..h * w];
@@ -143,18 +152,32 @@ pub(super) fn conv_image(
                 let at = (ty - ty0) * tw;
                 let mt: [&[f32]; 16] = std::array::from_fn(|e| &m[(e * o + oo) * tb + at..][..tw]);
                 for r in 0..2.min(h - 2 * ty) {
+                    for (j, col) in cols.chunks_exact_mut(tw).enumerate() {
+                        let (a, bb, cc, d) = (mt[j], mt[4 + j], mt[8 + j], mt[12 + j]);
+                        let it = col.iter_mut().zip(a).zip(bb).zip(cc).zip(d);
+                        if r == 0 {
+                            it.for_each(|((((t, a), bb), cc), _)| *t = a + bb + cc);
+                        } else {
+                            it.for_each(|((((t, _), bb), cc), d)| *t = bb - cc - d);
+                        }
+                    }
+                    let (t0, rest) = cols.split_at(tw);
+                    let (t1, rest) = rest.split_at(tw);
+                    let (t2, t3) = rest.split_at(tw);
+                    for (((e, od), (a, bb)), (cc, d)) in even
+                        .iter_mut()
+                        .zip(odd.iter_mut())
+                        .zip(t0.iter().zip(t1))
+                        .zip(t2.iter().zip(t3))
+                    {
+                        *e = a + bb + cc + b;
+                        *od = bb - cc - d + b;
+                    }
                     let yrow = &mut plane[(2 * ty + r) * w..][..w];
-                    for tx in 0..tw {
-                        // A^T on the rows, then A on the columns.
-                        let col = |j: usize| {
-                            let (a, bb, cc, d) =
-                                (mt[j][tx], mt[4 + j][tx], mt[8 + j][tx], mt[12 + j][tx]);
-                            if r == 0 { a + bb + cc } else { bb - cc - d }
-                        };
-                        let (t0, t1, t2, t3) = (col(0), col(1), col(2), col(3));
-                        yrow[2 * tx] = t0 + t1 + t2 + b;
-                        if 2 * tx + 1 < w {
-                            yrow[2 * tx + 1] = t1 - t2 - t3 + b;
+                    for (pair, (e, od)) in yrow.chunks_mut(2).zip(even.iter().zip(odd.iter())) {
+                        pair[0] = *e;
+                        if let Some(second) = pair.get_mut(1) {
+                            *second = *od;
                         }
                     }
                 }
@@ -169,24 +192,21 @@ fn split_rows(plane: &[f32], h: usize, w: usize, ty: usize, rows: &mut [f32]) {
     let n = rows.len() / 8;
     for (i, row) in rows.chunks_exact_mut(2 * n).enumerate() {
         let (even, odd) = row.split_at_mut(n);
+        even.fill(0.0);
+        odd.fill(0.0);
         let Some(src) = (2 * ty + i)
             .checked_sub(1)
             .filter(|&yy| yy < h)
             .map(|yy| &plane[yy * w..][..w])
         else {
-            even.fill(0.0);
-            odd.fill(0.0);
             continue;
         };
-        for (k, e) in even.iter_mut().enumerate() {
-            *e = (2 * k)
-                .checked_sub(1)
-                .and_then(|x| src.get(x))
-                .copied()
-                .unwrap_or(0.0);
-        }
-        for (k, d) in odd.iter_mut().enumerate() {
-            *d = src.get(2 * k).copied().unwrap_or(0.0);
+        // Column 2k - 1 goes to even[k], column 2k to odd[k]; the rest stays zero.
+        for (k, pair) in src.chunks(2).enumerate() {
+            odd[k] = pair[0];
+            if let Some(&v) = pair.get(1) {
+                even[k + 1] = v;
+            }
         }
     }
 }
