@@ -323,21 +323,15 @@ fn forward(
     let par = s.n < rayon::current_num_threads();
     if allow_winograd && winograd::applies(s) {
         let u = winograd::kernels(weight, s.o, s.c, false);
-        out.par_chunks_mut(s.o * plane)
-            .zip(x.par_chunks(chw))
+        // The images in one group per thread: their tiles form the products' columns.
+        let threads = rayon::current_num_threads().max(1);
+        let per = s.n.div_ceil(threads.min(s.n).max(1));
+        out.par_chunks_mut(per * s.o * plane)
+            .zip(x.par_chunks(per * chw))
             .for_each(|(y, x)| {
                 with_scratch(|[v, m]| {
-                    let bufs = [v, m];
-                    winograd::conv_image(
-                        (s.c, s.h, s.w, s.o),
-                        x,
-                        &u,
-                        Some(bias),
-                        y,
-                        bufs,
-                        tile,
-                        par,
-                    )
+                    let dims = (s.c, s.h, s.w, s.o);
+                    winograd::conv_images(dims, x, &u, Some(bias), y, [v, m], tile, par)
                 })
             });
         return Some(out);
@@ -451,24 +445,13 @@ fn backward(
                             matmul(&mut dw, ckk, true, dy_t, xc.t(), par);
                         }
                     }
+                    if adjoint.is_some() {
+                        continue;
+                    }
                     let Some(dx) = dx.as_deref_mut() else {
                         continue;
                     };
                     let dx = &mut dx[local * chw..][..chw];
-                    if let Some(u) = &adjoint {
-                        let bufs = [&mut *cols, &mut *dcols];
-                        winograd::conv_image(
-                            (s.o, s.h, s.w, s.c),
-                            dy,
-                            u,
-                            None,
-                            dx,
-                            bufs,
-                            tile,
-                            par,
-                        );
-                        continue;
-                    }
                     for r0 in (0..oh).step_by(rows) {
                         let r1 = (r0 + rows).min(oh);
                         let t = (r1 - r0) * ow;
@@ -481,6 +464,15 @@ fn backward(
                             col2im(s, dcols, ow, r0, r1, dx);
                         }
                     }
+                }
+                // Winograd input gradient of the whole group at once.
+                if let (Some(u), Some(dx)) = (&adjoint, dx.as_deref_mut()) {
+                    let first = g * per;
+                    let count = dx.len() / chw.max(1);
+                    let dy = &dy[first * s.o * plane..][..count * s.o * plane];
+                    let dims = (s.o, s.h, s.w, s.c);
+                    let bufs = [&mut *cols, &mut *dcols];
+                    winograd::conv_images(dims, dy, u, None, dx, bufs, tile, par);
                 }
             });
             (dw, db)
@@ -696,7 +688,7 @@ mod tests {
     }
 
     /// Padding kinds of leras (k/2, also at stride 2 and even k), VALID, 1x1, a batch that does
-    /// not split evenly over the threads, one image, and a Winograd one.
+    /// not split evenly over the threads, one image, and a Winograd one (the last).
     const SHAPES: [ConvShape; 7] = [
         ConvShape {
             n: 2,
@@ -761,7 +753,7 @@ mod tests {
         ConvShape {
             n: 3,
             c: 32,
-            h: 17,
+            h: 33,
             w: 16,
             o: 33,
             k: 3,
@@ -784,6 +776,7 @@ mod tests {
                 "our path taken for {s:?}"
             );
             let ours = conv2d(x.clone(), w.clone(), b.clone(), s.stride, s.pad);
+            assert_eq!(winograd::applies(&s), s == SHAPES[6], "{s:?}");
             let reference = burn_conv2d(
                 x.clone(),
                 w.clone(),
@@ -875,10 +868,10 @@ mod tests {
     fn winograd_matches_im2col() {
         let dev = Device::flex();
         for (n, c, h, w, o) in [
-            (2, 32, 17, 19, 40),
-            (1, 48, 16, 16, 32),
+            (5, 32, 17, 19, 40),
+            (6, 48, 16, 16, 32),
             (3, 32, 1, 256, 33),
-            (2, 40, 23, 12, 33),
+            (3, 40, 31, 24, 33),
         ] {
             let s = ConvShape {
                 n,

@@ -8,15 +8,16 @@
 //! a few ulp of direct convolution (tests compare with the im2col path).
 
 use super::{Mat, matmul};
+use rayon::prelude::*;
 
-/// Whether a convolution of kernel `k`, `stride`, `pad` between `c` and `o` channels on
-/// `h x w` maps is one this module computes: 3x3/1/1 with at least 32 channels on both sides
-/// and maps of at least 16x16. Measured: with fewer channels (the fused image head,
-/// 128 -> 12) the transforms cost more than the smaller products save, and on 8x8 maps
-/// (512 -> 2048, the decoders' first upscale) the per-image products are only 16 tiles wide
-/// and run 2.7x slower than im2col's.
+/// Whether this module computes a convolution: 3x3/1/1 with at least 32 channels on both
+/// sides and at least 384 output tiles (2x2) in the whole batch. Measured against im2col
+/// (best of 5, batch 8): 1.4-1.7x faster at 16x16 and larger maps; even at 12x12 (288
+/// tiles); slower below, where transforming the kernels (16/9 of the weights, every call)
+/// outweighs the smaller products, and with fewer channels (the 128 -> 12 image head).
 pub(super) fn applies(s: &super::ConvShape) -> bool {
-    s.k == 3 && s.stride == 1 && s.pad == 1 && s.c.min(s.o) >= 32 && s.h * s.w >= 256
+    let tiles = s.n * s.h.div_ceil(2) * s.w.div_ceil(2);
+    s.k == 3 && s.stride == 1 && s.pad == 1 && s.c.min(s.o) >= 32 && tiles >= 384
 }
 
 /// `G g G^T` of one 3x3 kernel (row-major), as 16 values.
@@ -45,29 +46,43 @@ fn kernel_transform(g: &[f32; 9]) -> [f32; 16] {
 pub(super) fn kernels(w: &[f32], o: usize, c: usize, adjoint: bool) -> Vec<f32> {
     let (rows, cols) = if adjoint { (c, o) } else { (o, c) };
     let mut u = vec![0.0f32; 16 * o * c];
-    for (i, g) in w.chunks_exact(9).enumerate() {
-        let (oo, cc) = (i / c, i % c);
-        let mut k = [0.0f32; 9];
-        k.copy_from_slice(g);
-        let (r, col) = if adjoint {
-            k.reverse();
-            (cc, oo)
-        } else {
-            (oo, cc)
-        };
-        for (e, v) in kernel_transform(&k).into_iter().enumerate() {
-            u[(e * rows + r) * cols + col] = v;
+    if u.is_empty() {
+        return u;
+    }
+    // Row r of all 16 transformed planes, written together and in order (16 sequential
+    // streams; writing kernel by kernel would scatter 16 stores across the whole buffer).
+    let mut per_row: Vec<Vec<&mut [f32]>> = (0..rows).map(|_| Vec::with_capacity(16)).collect();
+    for plane in u.chunks_mut(rows * cols) {
+        for (r, row) in plane.chunks_mut(cols).enumerate() {
+            per_row[r].push(row);
         }
     }
+    per_row
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(r, mut outs)| {
+            for k in 0..cols {
+                let (oo, cc) = if adjoint { (k, r) } else { (r, k) };
+                let mut g = [0.0f32; 9];
+                g.copy_from_slice(&w[(oo * c + cc) * 9..][..9]);
+                if adjoint {
+                    g.reverse();
+                }
+                for (out, v) in outs.iter_mut().zip(kernel_transform(&g)) {
+                    out[k] = v;
+                }
+            }
+        });
     u
 }
 
-/// One image `x` (`[c][h][w]`) convolved with transformed kernels `u` (`[16][o][c]`, from
-/// [`kernels`]) into `y` (`[o][h][w]`, overwritten), plus `bias` when given, in bands of
-/// tile rows whose transforms take at most `tile` floats of the scratch `bufs`; `par` runs
-/// each product on all cores.
+/// Images `x` (`[g][c][h][w]`) convolved with transformed kernels `u` (`[16][o][c]`, from
+/// [`kernels`]) into `y` (`[g][o][h][w]`, overwritten), plus `bias` when given. The tiles of
+/// all the images form the columns of the products (small maps still give wide products), in
+/// bands of tile rows whose transforms take at most `tile` floats of the scratch `bufs`;
+/// `par` runs each product on all cores.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn conv_image(
+pub(super) fn conv_images(
     (c, h, w, o): (usize, usize, usize, usize),
     x: &[f32],
     u: &[f32],
@@ -78,20 +93,24 @@ pub(super) fn conv_image(
     par: bool,
 ) {
     let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    let band = (tile / (16 * (c + o) * tw).max(1)).clamp(1, th);
+    // Tile rows of all the images, one after the other.
+    let total = x.len() / (c * h * w).max(1) * th;
+    let band = (tile / (16 * (c + o) * tw).max(1)).clamp(1, total.max(1));
     let [v, m] = bufs;
     // Even and odd columns of the four input rows of a tile row, padded: `[row][even|odd][k]`,
     // even `k` holding column `2k - 1`, odd `k` column `2k`, zero outside the plane.
     let n = tw + 1;
     let mut rows = vec![0.0f32; 8 * n];
     let mut tmp = vec![0.0f32; 6 * tw];
-    for ty0 in (0..th).step_by(band) {
-        let ty1 = (ty0 + band).min(th);
-        let tb = (ty1 - ty0) * tw;
+    for band0 in (0..total).step_by(band) {
+        let band1 = (band0 + band).min(total);
+        let tb = (band1 - band0) * tw;
         v.resize(16 * c * tb, 0.0);
         m.resize(16 * o * tb, 0.0);
-        for (ci, plane) in x.chunks_exact(h * w).enumerate() {
-            for ty in ty0..ty1 {
+        for ci in 0..c {
+            for row_index in band0..band1 {
+                let (img, ty) = (row_index / th, row_index % th);
+                let plane = &x[(img * c + ci) * h * w..][..h * w];
                 split_rows(plane, h, w, ty, &mut rows);
                 // B^T on the rows: r0 - r2, r1 + r2, r2 - r1, r1 - r3, in place of r0..r3.
                 let (r01, r23) = rows.split_at_mut(4 * n);
@@ -111,7 +130,7 @@ pub(super) fn conv_image(
                 }
                 // ... then B on the columns, tile by tile (tile tx reads even tx, tx+1 and
                 // odd tx, tx+1), into the 16 transformed planes.
-                let at = (ty - ty0) * tw;
+                let at = (row_index - band0) * tw;
                 for (i, row) in rows.chunks_exact(2 * n).enumerate() {
                     let (even, odd) = row.split_at(n);
                     let (e0, e1, d0, d1) = (&even[..tw], &even[1..], &odd[..tw], &odd[1..]);
@@ -147,9 +166,10 @@ pub(super) fn conv_image(
         let (even, odd) = eo.split_at_mut(tw);
         for oo in 0..o {
             let b = bias.map_or(0.0, |b| b[oo]);
-            let plane = &mut y[oo * h * w..][..h * w];
-            for ty in ty0..ty1 {
-                let at = (ty - ty0) * tw;
+            for row_index in band0..band1 {
+                let (img, ty) = (row_index / th, row_index % th);
+                let plane = &mut y[(img * o + oo) * h * w..][..h * w];
+                let at = (row_index - band0) * tw;
                 let mt: [&[f32]; 16] = std::array::from_fn(|e| &m[(e * o + oo) * tb + at..][..tw]);
                 for r in 0..2.min(h - 2 * ty) {
                     for (j, col) in cols.chunks_exact_mut(tw).enumerate() {
