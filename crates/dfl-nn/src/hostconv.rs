@@ -7,7 +7,8 @@
 //! convolution and the weight gradient as a convolution whose "kernel" is the whole output
 //! gradient, a matrix product only `k * k` columns wide. Here every image is an im2col and
 //! well-shaped matrix products written straight into NCHW, with the weight gradient as
-//! `dY * cols^T`. burn's convolution stays the reference (tests) and the GPU path.
+//! `dY * cols^T`, and the 3x3 convolutions with enough work use Winograd F(2x2, 3x3)
+//! (the `winograd` submodule). burn's convolution stays the reference (tests) and the GPU path.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -60,29 +61,29 @@ pub fn cpu_conv() -> CpuConv {
 /// One convolution: NCHW input, `[out, in, k, k]` kernel, stride and zero padding on every
 /// side (leras "SAME" is `k / 2`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvShape {
+struct ConvShape {
     /// Batch size.
-    pub n: usize,
+    n: usize,
     /// Input channels.
-    pub c: usize,
+    c: usize,
     /// Input height.
-    pub h: usize,
+    h: usize,
     /// Input width.
-    pub w: usize,
+    w: usize,
     /// Output channels.
-    pub o: usize,
+    o: usize,
     /// Kernel size (square).
-    pub k: usize,
+    k: usize,
     /// Stride on both axes.
-    pub stride: usize,
+    stride: usize,
     /// Zero padding on every side.
-    pub pad: usize,
+    pad: usize,
 }
 
 impl ConvShape {
     /// Output height and width, `None` when the kernel does not fit the padded input or the
     /// shape is empty.
-    pub fn out_hw(&self) -> Option<(usize, usize)> {
+    fn out_hw(&self) -> Option<(usize, usize)> {
         let fits = |len: usize| len + 2 * self.pad >= self.k;
         if self.k == 0 || self.stride == 0 || !fits(self.h) || !fits(self.w) {
             return None;
@@ -230,14 +231,14 @@ fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, a: Mat, b: Mat, par:
 }
 
 /// Visits every (column-matrix row, output row) pair of output rows `r0..r1` of one image:
-/// `f(cols_row, x_row, lo, hi, kx)` with the `ow` column entries of that output row, the input
-/// row they read (`None`: padding) and the valid output columns `lo..hi`.
+/// `f(at, x_row, (lo, hi), kx)` with the offset of that output row's `ow` column entries, the
+/// offset of the input row they read (`None`: padding) and the valid output columns `lo..hi`.
 fn for_each_tap(
     s: &ConvShape,
     ow: usize,
     r0: usize,
     r1: usize,
-    mut f: impl FnMut(usize, usize, Option<usize>, (usize, usize), usize),
+    mut f: impl FnMut(usize, Option<usize>, (usize, usize), usize),
 ) {
     let t = (r1 - r0) * ow;
     for c in 0..s.c {
@@ -248,7 +249,7 @@ fn for_each_tap(
                 for oy in r0..r1 {
                     let iy = (oy * s.stride + ky).checked_sub(s.pad).filter(|&y| y < s.h);
                     let x_row = iy.map(|y| (c * s.h + y) * s.w);
-                    f(row + (oy - r0) * ow, c, x_row, range, kx);
+                    f(row + (oy - r0) * ow, x_row, range, kx);
                 }
             }
         }
@@ -258,7 +259,7 @@ fn for_each_tap(
 /// im2col of output rows `r0..r1` of one image `x` (`[c, h, w]`): `cols[(c, ky, kx)][(oy, ox)]`.
 fn im2col(s: &ConvShape, x: &[f32], ow: usize, r0: usize, r1: usize, cols: &mut [f32]) {
     let st = s.stride;
-    for_each_tap(s, ow, r0, r1, |at, _, x_row, (lo, hi), kx| {
+    for_each_tap(s, ow, r0, r1, |at, x_row, (lo, hi), kx| {
         let dst = &mut cols[at..][..ow];
         let Some(x_row) = x_row else {
             dst.fill(0.0);
@@ -282,7 +283,7 @@ fn im2col(s: &ConvShape, x: &[f32], ow: usize, r0: usize, r1: usize, cols: &mut 
 /// into the image gradient `dx` (`[c, h, w]`).
 fn col2im(s: &ConvShape, cols: &[f32], ow: usize, r0: usize, r1: usize, dx: &mut [f32]) {
     let st = s.stride;
-    for_each_tap(s, ow, r0, r1, |at, _, x_row, (lo, hi), kx| {
+    for_each_tap(s, ow, r0, r1, |at, x_row, (lo, hi), kx| {
         let Some(x_row) = x_row else { return };
         let src = &cols[at..][..ow];
         let dst = &mut dx[x_row..][..s.w];
@@ -363,7 +364,7 @@ fn forward(
 
 /// Gradients of one convolution (each `None` when not asked for): input `[n, c, h, w]`,
 /// weight `[o, c, k, k]`, bias `[o]`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Grads {
     x: Option<Vec<f32>>,
     weight: Option<Vec<f32>>,
