@@ -97,59 +97,14 @@ pub(super) fn conv_images(
     let total = x.len() / (c * h * w).max(1) * th;
     let band = (tile / (16 * (c + o) * tw).max(1)).clamp(1, total.max(1));
     let [v, m] = bufs;
-    // Even and odd columns of the four input rows of a tile row, padded: `[row][even|odd][k]`,
-    // even `k` holding column `2k - 1`, odd `k` column `2k`, zero outside the plane.
-    let n = tw + 1;
-    let mut rows = vec![0.0f32; 8 * n];
+    let mut rows = vec![0.0f32; 8 * (tw + 1)];
     let mut tmp = vec![0.0f32; 6 * tw];
     for band0 in (0..total).step_by(band) {
         let band1 = (band0 + band).min(total);
         let tb = (band1 - band0) * tw;
         v.resize(16 * c * tb, 0.0);
         m.resize(16 * o * tb, 0.0);
-        for ci in 0..c {
-            for row_index in band0..band1 {
-                let (img, ty) = (row_index / th, row_index % th);
-                let plane = &x[(img * c + ci) * h * w..][..h * w];
-                split_rows(plane, h, w, ty, &mut rows);
-                // B^T on the rows: r0 - r2, r1 + r2, r2 - r1, r1 - r3, in place of r0..r3.
-                let (r01, r23) = rows.split_at_mut(4 * n);
-                let (r0, r1) = r01.split_at_mut(2 * n);
-                let (r2, r3) = r23.split_at_mut(2 * n);
-                for (((a, b), cc), d) in r0
-                    .iter_mut()
-                    .zip(r1.iter_mut())
-                    .zip(r2.iter_mut())
-                    .zip(r3.iter_mut())
-                {
-                    let (x0, x1, x2, x3) = (*a, *b, *cc, *d);
-                    *a = x0 - x2;
-                    *b = x1 + x2;
-                    *cc = x2 - x1;
-                    *d = x1 - x3;
-                }
-                // ... then B on the columns, tile by tile (tile tx reads even tx, tx+1 and
-                // odd tx, tx+1), into the 16 transformed planes.
-                let at = (row_index - band0) * tw;
-                for (i, row) in rows.chunks_exact(2 * n).enumerate() {
-                    let (even, odd) = row.split_at(n);
-                    let (e0, e1, d0, d1) = (&even[..tw], &even[1..], &odd[..tw], &odd[1..]);
-                    // One output plane at a time: plain zips the compiler vectorises.
-                    let combos: [(&[f32], &[f32], f32); 4] = [
-                        (e0, e1, -1.0),
-                        (d0, e1, 1.0),
-                        (e1, d0, -1.0),
-                        (d0, d1, -1.0),
-                    ];
-                    for (j, (a, b, sign)) in combos.into_iter().enumerate() {
-                        let dst = &mut v[((4 * i + j) * c + ci) * tb + at..][..tw];
-                        for ((d, a), b) in dst.iter_mut().zip(a).zip(b) {
-                            *d = a + sign * b;
-                        }
-                    }
-                }
-            }
-        }
+        transform_inputs(x, (c, h, w), band0..band1, v, &mut rows);
         for e in 0..16 {
             matmul(
                 &mut m[e * o * tb..][..o * tb],
@@ -204,6 +159,175 @@ pub(super) fn conv_images(
             }
         }
     }
+}
+
+/// `B^T d B` of every input tile of the tile rows `band` (counted across the images of `x`,
+/// `[g][c][h][w]`) into `v` (`[16][c][tiles of the band]`); `rows` is scratch of
+/// `8 * (ceil(w / 2) + 1)` floats.
+fn transform_inputs(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    band: std::ops::Range<usize>,
+    v: &mut [f32],
+    rows: &mut [f32],
+) {
+    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+    let tb = band.len() * tw;
+    // Even and odd columns of the four input rows of a tile row, padded: `[row][even|odd][k]`,
+    // even `k` holding column `2k - 1`, odd `k` column `2k`, zero outside the plane.
+    let n = tw + 1;
+    for ci in 0..c {
+        for row_index in band.clone() {
+            let (img, ty) = (row_index / th, row_index % th);
+            let plane = &x[(img * c + ci) * h * w..][..h * w];
+            split_rows(plane, h, w, ty, rows);
+            // B^T on the rows: r0 - r2, r1 + r2, r2 - r1, r1 - r3, in place of r0..r3.
+            let (r01, r23) = rows.split_at_mut(4 * n);
+            let (r0, r1) = r01.split_at_mut(2 * n);
+            let (r2, r3) = r23.split_at_mut(2 * n);
+            for (((a, b), cc), d) in r0
+                .iter_mut()
+                .zip(r1.iter_mut())
+                .zip(r2.iter_mut())
+                .zip(r3.iter_mut())
+            {
+                let (x0, x1, x2, x3) = (*a, *b, *cc, *d);
+                *a = x0 - x2;
+                *b = x1 + x2;
+                *cc = x2 - x1;
+                *d = x1 - x3;
+            }
+            // ... then B on the columns, tile by tile (tile tx reads even tx, tx+1 and
+            // odd tx, tx+1), into the 16 transformed planes.
+            let at = (row_index - band.start) * tw;
+            for (i, row) in rows.chunks_exact(2 * n).enumerate() {
+                let (even, odd) = row.split_at(n);
+                let (e0, e1, d0, d1) = (&even[..tw], &even[1..], &odd[..tw], &odd[1..]);
+                // One output plane at a time: plain zips the compiler vectorises.
+                let combos: [(&[f32], &[f32], f32); 4] = [
+                    (e0, e1, -1.0),
+                    (d0, e1, 1.0),
+                    (e1, d0, -1.0),
+                    (d0, d1, -1.0),
+                ];
+                for (j, (a, b, sign)) in combos.into_iter().enumerate() {
+                    let dst = &mut v[((4 * i + j) * c + ci) * tb + at..][..tw];
+                    for ((d, a), b) in dst.iter_mut().zip(a).zip(b) {
+                        *d = a + sign * b;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Accumulates into `du` (`[16][o][c]`, the gradient of the transformed kernels) the weight
+/// gradient of images `x` (`[g][c][h][w]`) with output gradients `dy` (`[g][o][h][w]`):
+/// per transformed position, `du += (A dY A^T) * (B^T d B)^T` over all tiles, one product
+/// per band as in [`conv_images`]. [`kernel_grads`] turns the sum into `[o][c][3][3]`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn weight_grad_images(
+    (c, h, w, o): (usize, usize, usize, usize),
+    x: &[f32],
+    dy: &[f32],
+    du: &mut [f32],
+    bufs: [&mut Vec<f32>; 2],
+    tile: usize,
+    par: bool,
+) {
+    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+    let total = x.len() / (c * h * w).max(1) * th;
+    let band = (tile / (16 * (c + o) * tw).max(1)).clamp(1, total.max(1));
+    let [v, m] = bufs;
+    let mut rows = vec![0.0f32; 8 * (tw + 1)];
+    // Even and odd columns of the two output-gradient rows of a tile row.
+    let mut eo = vec![0.0f32; 4 * tw];
+    for band0 in (0..total).step_by(band) {
+        let band1 = (band0 + band).min(total);
+        let tb = (band1 - band0) * tw;
+        v.resize(16 * c * tb, 0.0);
+        m.resize(16 * o * tb, 0.0);
+        transform_inputs(x, (c, h, w), band0..band1, v, &mut rows);
+        for oo in 0..o {
+            for row_index in band0..band1 {
+                let (img, ty) = (row_index / th, row_index % th);
+                let plane = &dy[(img * o + oo) * h * w..][..h * w];
+                eo.fill(0.0);
+                let (top, bottom) = eo.split_at_mut(2 * tw);
+                for (r, half) in [top, bottom].into_iter().enumerate() {
+                    let Some(src) = (2 * ty + r < h).then(|| &plane[(2 * ty + r) * w..][..w])
+                    else {
+                        continue;
+                    };
+                    let (even, odd) = half.split_at_mut(tw);
+                    for (k, pair) in src.chunks(2).enumerate() {
+                        even[k] = pair[0];
+                        if let Some(&val) = pair.get(1) {
+                            odd[k] = val;
+                        }
+                    }
+                }
+                // A dY A^T of the tile [[p, q], [r, s]]: rows [p, q], [p + r, q + s],
+                // [p - r, q - s], [-r, -s]; each row [a, b] -> [a, a + b, a - b, -b].
+                let (pq, rs) = eo.split_at(2 * tw);
+                let (p, q) = pq.split_at(tw);
+                let (r, s) = rs.split_at(tw);
+                let at = (row_index - band0) * tw;
+                for i in 0..4 {
+                    for j in 0..4 {
+                        let dst = &mut m[((4 * i + j) * o + oo) * tb + at..][..tw];
+                        for (tx, d) in dst.iter_mut().enumerate() {
+                            let (a, b) = match i {
+                                0 => (p[tx], q[tx]),
+                                1 => (p[tx] + r[tx], q[tx] + s[tx]),
+                                2 => (p[tx] - r[tx], q[tx] - s[tx]),
+                                _ => (-r[tx], -s[tx]),
+                            };
+                            *d = match j {
+                                0 => a,
+                                1 => a + b,
+                                2 => a - b,
+                                _ => -b,
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        for e in 0..16 {
+            matmul(
+                &mut du[e * o * c..][..o * c],
+                c,
+                true,
+                Mat::rows(&m[e * o * tb..][..o * tb], o, tb, tb),
+                Mat::rows(&v[e * c * tb..][..c * tb], c, tb, tb).t(),
+                par,
+            );
+        }
+    }
+}
+
+/// `G^T dU G` of every kernel: the weight gradient `[o][c][3][3]` from the gradient of the
+/// transformed kernels `du` (`[16][o][c]`, see [`weight_grad_images`]).
+pub(super) fn kernel_grads(du: &[f32], o: usize, c: usize) -> Vec<f32> {
+    let mut dw = vec![0.0f32; o * c * 9];
+    dw.par_chunks_mut(c * 9).enumerate().for_each(|(oo, row)| {
+        for (cc, g) in row.chunks_exact_mut(9).enumerate() {
+            let d = |e: usize| du[(e * o + oo) * c + cc];
+            // Z = G^T dU (3x4), column by column, then Z G (3x3).
+            let cols: [[f32; 3]; 4] = std::array::from_fn(|j| {
+                let (d0, d1, d2, d3) = (d(j), d(4 + j), d(8 + j), d(12 + j));
+                [d0 + 0.5 * (d1 + d2), 0.5 * (d1 - d2), 0.5 * (d1 + d2) + d3]
+            });
+            let z: [[f32; 4]; 3] = std::array::from_fn(|a| std::array::from_fn(|j| cols[j][a]));
+            for (a, [z0, z1, z2, z3]) in z.into_iter().enumerate() {
+                g[3 * a] = z0 + 0.5 * (z1 + z2);
+                g[3 * a + 1] = 0.5 * (z1 - z2);
+                g[3 * a + 2] = 0.5 * (z1 + z2) + z3;
+            }
+        }
+    });
+    dw
 }
 
 /// Splits the four input rows `2ty - 1 .. 2ty + 3` of tile row `ty` into even and odd
