@@ -1,15 +1,9 @@
 //! `dfl faceset ...` end to end on DFL-written aligned faces.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn dfl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dfl"))
-        .args(args)
-        .env("DFL_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use common::{Scratch, dfl, ok};
+use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../dfl-faceset/tests/fixtures/dfl-aligned")
@@ -23,37 +17,13 @@ const FILES: [&str; 5] = [
     "sample5_4.jpg",
 ];
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn with_faces(tag: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("dfl-cli-faceset-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        for f in FILES {
-            std::fs::copy(fixtures().join(f), p.join(f)).unwrap();
-        }
-        Scratch(p)
+/// A scratch folder holding copies of the five DFL-written faces.
+fn with_faces(tag: &str) -> Scratch {
+    let dir = Scratch::new(&format!("faceset-{tag}"));
+    for f in FILES {
+        std::fs::copy(fixtures().join(f), dir.0.join(f)).unwrap();
     }
-
-    fn s(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
+    dir
 }
 
 #[test]
@@ -97,7 +67,7 @@ fn info_prints_dfl_keys_as_json() {
 
 #[test]
 fn bad_files_fail_with_one_clear_line() {
-    let dir = Scratch::with_faces("bad");
+    let dir = with_faces("bad");
     let bytes = std::fs::read(dir.0.join(FILES[0])).unwrap();
     let cut = dir.0.join("cut.jpg");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
@@ -117,7 +87,7 @@ fn bad_files_fail_with_one_clear_line() {
 
 #[test]
 fn pack_unpack_round_trip_and_destructive_flags() {
-    let dir = Scratch::with_faces("pack");
+    let dir = with_faces("pack");
     ok(&dfl(&["faceset", "pack", dir.s()]));
     // Without --delete-originals the faces stay.
     assert!(dir.0.join(FILES[0]).exists() && dir.0.join("faceset.pak").exists());
@@ -146,7 +116,7 @@ fn pack_unpack_round_trip_and_destructive_flags() {
 
 #[test]
 fn metadata_save_restore_recover_names_resize_debug() {
-    let dir = Scratch::with_faces("jobs");
+    let dir = with_faces("jobs");
     ok(&dfl(&["faceset", "metadata-save", dir.s()]));
     assert!(dir.0.join("meta.dat").exists());
     let out = ok(&dfl(&[

@@ -3,17 +3,12 @@
 //! refusal, `model info --json`, model management, SIGTERM saves, SIGKILL never breaks the
 //! model.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn dfl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dfl"))
-        .args(args)
-        .env("DFL_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use common::{Scratch, dfl, ok};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn faces() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,36 +16,6 @@ fn faces() -> String {
         .to_str()
         .unwrap()
         .to_string()
-}
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("dfl-cli-train-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
 }
 
 /// The smallest SAEHD the option ranges allow at resolution 64.
@@ -86,7 +51,7 @@ fn info(model: &str) -> serde_json::Value {
 /// an allowed change continues the counter and is marked in the loss history.
 #[test]
 fn train_resume_refuse_and_describe() {
-    let s = Scratch::new("resume");
+    let s = Scratch::new("train-resume");
     let model = s.path("m");
     let f = faces();
     let config = s.path("opts.toml");
@@ -195,7 +160,7 @@ fn train_resume_refuse_and_describe() {
 /// whatever moment the kill hits; SIGTERM stops with a save and exit status 0.
 #[test]
 fn sigkill_never_breaks_the_model_and_sigterm_saves() {
-    let s = Scratch::new("kill");
+    let s = Scratch::new("train-kill");
     let model = s.path("m");
     let f = faces();
     // Saves after every iteration, so kills land inside saves as often as not.
@@ -268,7 +233,7 @@ fn sigkill_never_breaks_the_model_and_sigterm_saves() {
 /// it has no such flags, and an existing SAEHD model is not trained as Quick96.
 #[test]
 fn quick96_trains_and_keeps_its_class() {
-    let s = Scratch::new("q96");
+    let s = Scratch::new("train-q96");
     let model = s.path("q");
     let f = faces();
     ok(&dfl(&[
@@ -297,7 +262,7 @@ fn quick96_trains_and_keeps_its_class() {
 /// iteration counter and the loss history (DFL's `set_iter(0)`), marked as a change.
 #[test]
 fn pretrain_off_restarts_the_counter() {
-    let s = Scratch::new("pretrain");
+    let s = Scratch::new("train-pretrain");
     let model = s.path("p");
     let f = faces();
     let mut args = vec![
