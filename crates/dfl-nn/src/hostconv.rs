@@ -279,6 +279,25 @@ fn im2col(s: &ConvShape, x: &[f32], ow: usize, r0: usize, r1: usize, cols: &mut 
     });
 }
 
+/// The column matrix `[c*k*k, (r1 - r0) * ow]` of output rows `r0..r1` of one image `x`:
+/// the input itself for a 1x1/1/0 convolution, else its [`im2col`] in `cols`.
+fn columns<'a>(
+    s: &ConvShape,
+    x: &'a [f32],
+    ow: usize,
+    r0: usize,
+    r1: usize,
+    cols: &'a mut Vec<f32>,
+) -> Mat<'a> {
+    let t = (r1 - r0) * ow;
+    if s.pointwise() {
+        return Mat::rows(&x[r0 * ow..], s.c, t, s.h * s.w);
+    }
+    cols.resize(s.ckk() * t, 0.0);
+    im2col(s, x, ow, r0, r1, cols);
+    Mat::rows(cols, s.ckk(), t, t)
+}
+
 /// col2im, the adjoint of [`im2col`]: adds the column entries of output rows `r0..r1` back
 /// into the image gradient `dx` (`[c, h, w]`).
 fn col2im(s: &ConvShape, cols: &[f32], ow: usize, r0: usize, r1: usize, dx: &mut [f32]) {
@@ -320,7 +339,6 @@ fn forward(
     if out.is_empty() {
         return Some(out);
     }
-    let rows = s.tile_rows(oh, ow, tile);
     let par = s.n < rayon::current_num_threads();
     if allow_winograd && winograd::applies(s) {
         let u = winograd::kernels(weight, s.o, s.c, false);
@@ -337,6 +355,7 @@ fn forward(
             });
         return Some(out);
     }
+    let rows = s.tile_rows(oh, ow, tile);
     let w = Mat::rows(weight, s.o, ckk, ckk);
     out.par_chunks_mut(s.o * plane)
         .zip(x.par_chunks(chw))
@@ -348,13 +367,7 @@ fn forward(
                     for (o, b) in bias.iter().enumerate() {
                         y[o * plane + r0 * ow..][..t].fill(*b);
                     }
-                    let rhs = if s.pointwise() {
-                        Mat::rows(&x[r0 * ow..], s.c, t, plane)
-                    } else {
-                        cols.resize(ckk * t, 0.0);
-                        im2col(s, x, ow, r0, r1, cols);
-                        Mat::rows(cols, ckk, t, t)
-                    };
+                    let rhs = columns(s, x, ow, r0, r1, cols);
                     matmul(&mut y[r0 * ow..], plane, true, w, rhs, par);
                 }
             });
@@ -436,13 +449,7 @@ fn backward(
                         for r0 in (0..oh).step_by(rows) {
                             let r1 = (r0 + rows).min(oh);
                             let t = (r1 - r0) * ow;
-                            let xc = if s.pointwise() {
-                                Mat::rows(&x[r0 * ow..], s.c, t, plane)
-                            } else {
-                                cols.resize(ckk * t, 0.0);
-                                im2col(s, x, ow, r0, r1, cols);
-                                Mat::rows(cols, ckk, t, t)
-                            };
+                            let xc = columns(s, x, ow, r0, r1, cols);
                             let dy_t = Mat::rows(&dy[r0 * ow..], s.o, t, plane);
                             matmul(&mut dw, ckk, true, dy_t, xc.t(), par);
                         }

@@ -93,18 +93,9 @@ pub(super) fn conv_images(
     par: bool,
 ) {
     let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    // Tile rows of all the images, one after the other.
-    let total = x.len() / (c * h * w).max(1) * th;
-    let band = (tile / (16 * (c + o) * tw).max(1)).clamp(1, total.max(1));
-    let [v, m] = bufs;
-    let mut rows = vec![0.0f32; 8 * (tw + 1)];
     let mut tmp = vec![0.0f32; 6 * tw];
-    for band0 in (0..total).step_by(band) {
-        let band1 = (band0 + band).min(total);
-        let tb = (band1 - band0) * tw;
-        v.resize(16 * c * tb, 0.0);
-        m.resize(16 * o * tb, 0.0);
-        transform_inputs(x, (c, h, w), band0..band1, v, &mut rows);
+    for_each_band(x, (c, h, w, o), bufs, tile, |band, v, m| {
+        let tb = band.len() * tw;
         for e in 0..16 {
             matmul(
                 &mut m[e * o * tb..][..o * tb],
@@ -121,10 +112,10 @@ pub(super) fn conv_images(
         let (even, odd) = eo.split_at_mut(tw);
         for oo in 0..o {
             let b = bias.map_or(0.0, |b| b[oo]);
-            for row_index in band0..band1 {
+            for row_index in band.clone() {
                 let (img, ty) = (row_index / th, row_index % th);
                 let plane = &mut y[(img * o + oo) * h * w..][..h * w];
-                let at = (row_index - band0) * tw;
+                let at = (row_index - band.start) * tw;
                 let mt: [&[f32]; 16] = std::array::from_fn(|e| &m[(e * o + oo) * tb + at..][..tw]);
                 for r in 0..2.min(h - 2 * ty) {
                     for (j, col) in cols.chunks_exact_mut(tw).enumerate() {
@@ -158,6 +149,33 @@ pub(super) fn conv_images(
                 }
             }
         }
+    });
+}
+
+/// The band loop both passes share: splits the tile rows of the images `x` (`[g][c][h][w]`,
+/// one image's rows after the other's) into bands whose transforms (`c` inputs, `o` outputs)
+/// take at most `tile` floats, and for each band runs `f(band, v, m)` with `v` holding the
+/// band's input transform (`[16][c][tiles]`, [`transform_inputs`]) and `m` sized
+/// `[16][o][tiles]` for the caller's products.
+fn for_each_band(
+    x: &[f32],
+    (c, h, w, o): (usize, usize, usize, usize),
+    bufs: [&mut Vec<f32>; 2],
+    tile: usize,
+    mut f: impl FnMut(std::ops::Range<usize>, &[f32], &mut [f32]),
+) {
+    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+    let total = x.len() / (c * h * w).max(1) * th;
+    let band = (tile / (16 * (c + o) * tw).max(1)).clamp(1, total.max(1));
+    let [v, m] = bufs;
+    let mut rows = vec![0.0f32; 8 * (tw + 1)];
+    for band0 in (0..total).step_by(band) {
+        let band1 = (band0 + band).min(total);
+        let tb = (band1 - band0) * tw;
+        v.resize(16 * c * tb, 0.0);
+        m.resize(16 * o * tb, 0.0);
+        transform_inputs(x, (c, h, w), band0..band1, v, &mut rows);
+        f(band0..band1, v, m);
     }
 }
 
@@ -236,35 +254,20 @@ pub(super) fn weight_grad_images(
     par: bool,
 ) {
     let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    let total = x.len() / (c * h * w).max(1) * th;
-    let band = (tile / (16 * (c + o) * tw).max(1)).clamp(1, total.max(1));
-    let [v, m] = bufs;
-    let mut rows = vec![0.0f32; 8 * (tw + 1)];
     // Even and odd columns of the two output-gradient rows of a tile row.
     let mut eo = vec![0.0f32; 4 * tw];
-    for band0 in (0..total).step_by(band) {
-        let band1 = (band0 + band).min(total);
-        let tb = (band1 - band0) * tw;
-        v.resize(16 * c * tb, 0.0);
-        m.resize(16 * o * tb, 0.0);
-        transform_inputs(x, (c, h, w), band0..band1, v, &mut rows);
+    for_each_band(x, (c, h, w, o), bufs, tile, |band, v, m| {
+        let tb = band.len() * tw;
         for oo in 0..o {
-            for row_index in band0..band1 {
+            for row_index in band.clone() {
                 let (img, ty) = (row_index / th, row_index % th);
                 let plane = &dy[(img * o + oo) * h * w..][..h * w];
                 eo.fill(0.0);
                 let (top, bottom) = eo.split_at_mut(2 * tw);
                 for (r, half) in [top, bottom].into_iter().enumerate() {
-                    let Some(src) = (2 * ty + r < h).then(|| &plane[(2 * ty + r) * w..][..w])
-                    else {
-                        continue;
-                    };
-                    let (even, odd) = half.split_at_mut(tw);
-                    for (k, pair) in src.chunks(2).enumerate() {
-                        even[k] = pair[0];
-                        if let Some(&val) = pair.get(1) {
-                            odd[k] = val;
-                        }
+                    if 2 * ty + r < h {
+                        let (even, odd) = half.split_at_mut(tw);
+                        deinterleave(&plane[(2 * ty + r) * w..][..w], even, odd);
                     }
                 }
                 // A dY A^T of the tile [[p, q], [r, s]]: rows [p, q], [p + r, q + s],
@@ -272,7 +275,7 @@ pub(super) fn weight_grad_images(
                 let (pq, rs) = eo.split_at(2 * tw);
                 let (p, q) = pq.split_at(tw);
                 let (r, s) = rs.split_at(tw);
-                let at = (row_index - band0) * tw;
+                let at = (row_index - band.start) * tw;
                 for i in 0..4 {
                     for j in 0..4 {
                         let dst = &mut m[((4 * i + j) * o + oo) * tb + at..][..tw];
@@ -304,7 +307,7 @@ pub(super) fn weight_grad_images(
                 par,
             );
         }
-    }
+    });
 }
 
 /// `G^T dU G` of every kernel: the weight gradient `[o][c][3][3]` from the gradient of the
@@ -346,11 +349,16 @@ fn split_rows(plane: &[f32], h: usize, w: usize, ty: usize, rows: &mut [f32]) {
             continue;
         };
         // Column 2k - 1 goes to even[k], column 2k to odd[k]; the rest stays zero.
-        for (k, pair) in src.chunks(2).enumerate() {
-            odd[k] = pair[0];
-            if let Some(&v) = pair.get(1) {
-                even[k + 1] = v;
-            }
+        deinterleave(src, odd, &mut even[1..]);
+    }
+}
+
+/// Columns `2k` of `src` into `first[k]` and columns `2k + 1` into `second[k]`.
+fn deinterleave(src: &[f32], first: &mut [f32], second: &mut [f32]) {
+    for (k, pair) in src.chunks(2).enumerate() {
+        first[k] = pair[0];
+        if let Some(&v) = pair.get(1) {
+            second[k] = v;
         }
     }
 }
