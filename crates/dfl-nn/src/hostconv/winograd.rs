@@ -1,57 +1,173 @@
-//! Winograd F(2x2, 3x3) for the 3x3, stride 1, padding 1 convolutions (the decoders' upscale
+//! Winograd F(m x m, 3 x 3) for the 3x3, stride 1, padding 1 convolutions (the decoders' upscale
 //! and residual convolutions, the fused image head) and for their input gradients, which are
 //! the same kind of convolution with rotated, transposed kernels.
 //!
-//! Why: each 2x2 output tile costs 16 multiplies per input channel instead of 36, so the matrix
-//! products, where a training step spends most of its time, shrink 2.25x for these layers.
-//! The transforms are those of Lavin & Gray (2016); F(2x2, 3x3) keeps float32 results within
-//! a few ulp of direct convolution (tests compare with the im2col path).
+//! Why: an m x m output tile costs (m + 2)^2 multiplies per input channel instead of 9 m^2, so
+//! the matrix products, where a training step spends most of its time, shrink 2.25x with
+//! F(2x2, 3x3) and 4x with F(4x4, 3x3). The transforms are those of Lavin & Gray (2016)
+//! (points 0, +-1, +-2 and infinity for F(4x4)); F(2x2) keeps float32 results within a few
+//! ulp of direct convolution, F(4x4) within ~1e-5 relative (tests compare with im2col).
+//!
+//! Every transform is a linear combination of whole rows (one value per tile), so the loops
+//! are plain slice zips the compiler vectorises. Layout: a transformed quantity of a band of
+//! tiles is `[planes][channels][tiles]` with `planes = (m + 2)^2`.
 
 use super::{Mat, matmul};
 use rayon::prelude::*;
 
-/// Whether this module computes a convolution: 3x3/1/1 with at least 32 channels on both
-/// sides and at least 384 output tiles (2x2) in the whole batch. Measured against im2col
-/// (best of 5, batch 8): 1.4-1.7x faster at 16x16 and larger maps; even at 12x12 (288
-/// tiles); slower below, where transforming the kernels (16/9 of the weights, every call)
-/// outweighs the smaller products, and with fewer channels (the 128 -> 12 image head).
-pub(super) fn applies(s: &super::ConvShape) -> bool {
-    let tiles = s.n * s.h.div_ceil(2) * s.w.div_ceil(2);
-    s.k == 3 && s.stride == 1 && s.pad == 1 && s.c.min(s.o) >= 32 && tiles >= 384
+/// One Winograd algorithm F(m x m, 3 x 3): its transform matrices (`n = m + 2` points).
+#[derive(Debug)]
+pub(super) struct Variant {
+    /// Output tile side m.
+    m: usize,
+    /// Input transform `B^T`, n x n.
+    bt: &'static [&'static [f32]],
+    /// Output transform `A^T`, m x n.
+    at: &'static [&'static [f32]],
+    /// Kernel transform `G`, n x 3.
+    g: &'static [[f32; 3]],
 }
 
-/// `G g G^T` of one 3x3 kernel (row-major), as 16 values.
-fn kernel_transform(g: &[f32; 9]) -> [f32; 16] {
-    let mut gg = [[0.0f32; 3]; 4];
-    for col in 0..3 {
-        let (a, b, c) = (g[col], g[3 + col], g[6 + col]);
-        gg[0][col] = a;
-        gg[1][col] = 0.5 * (a + b + c);
-        gg[2][col] = 0.5 * (a - b + c);
-        gg[3][col] = c;
+/// F(2x2, 3x3).
+pub(super) static F2: Variant = Variant {
+    m: 2,
+    bt: &[
+        &[1.0, 0.0, -1.0, 0.0],
+        &[0.0, 1.0, 1.0, 0.0],
+        &[0.0, -1.0, 1.0, 0.0],
+        &[0.0, 1.0, 0.0, -1.0],
+    ],
+    at: &[&[1.0, 1.0, 1.0, 0.0], &[0.0, 1.0, -1.0, -1.0]],
+    g: &[
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+    ],
+};
+
+/// F(4x4, 3x3).
+pub(super) static F4: Variant = Variant {
+    m: 4,
+    bt: &[
+        &[4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+        &[0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+        &[0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+        &[0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+        &[0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+        &[0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    ],
+    at: &[
+        &[1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        &[0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+        &[0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+        &[0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+    ],
+    g: &[
+        [0.25, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+        [0.0, 0.0, 1.0],
+    ],
+};
+
+impl Variant {
+    /// Points n = m + 2 of one side of a transformed tile.
+    fn n(&self) -> usize {
+        self.m + 2
     }
-    let mut u = [0.0f32; 16];
-    for (r, [a, b, c]) in gg.into_iter().enumerate() {
-        u[r * 4] = a;
-        u[r * 4 + 1] = 0.5 * (a + b + c);
-        u[r * 4 + 2] = 0.5 * (a - b + c);
-        u[r * 4 + 3] = c;
+
+    /// Transformed positions per tile, (m + 2)^2: the number of matrix products per band.
+    pub(super) fn planes(&self) -> usize {
+        self.n() * self.n()
     }
-    u
 }
 
-/// Transformed kernels `[16][rows][cols]` of `w` (`[o][c][3][3]`): `rows = o, cols = c` for
-/// the forward pass; with `adjoint`, `rows = c, cols = o` and every kernel rotated by 180
+/// Which algorithm computes a convolution, if any: 3x3/1/1 with at least 32 channels on both
+/// sides and enough tiles in the whole batch to pay for transforming the kernels at every
+/// call (`planes / 9` of the weights). F(4x4) (when `f4`) on maps of 32 px and more with at
+/// least 192 tiles of 4x4, else F(2x2) from 384 tiles of 2x2, else none (im2col). Measured
+/// (forward + backward, best of 5, the layers taking turns): F(2x2) is 1.1-1.9x faster than
+/// im2col from 16x16 maps up; F(4x4) a further 1.1-1.3x on the decoders' 32x32 and 64x64
+/// maps but slower at 16x16 (4-tile rows, 36 transformed kernels per call); with fewer
+/// channels (the 128 -> 12 image head) neither pays.
+pub(super) fn pick(s: &super::ConvShape, f4: bool) -> Option<&'static Variant> {
+    if !(s.k == 3 && s.stride == 1 && s.pad == 1 && s.c.min(s.o) >= 32) {
+        return None;
+    }
+    let tiles = |m: usize| s.n * s.h.div_ceil(m) * s.w.div_ceil(m);
+    if f4 && s.h.min(s.w) >= 32 && tiles(4) >= 192 {
+        Some(&F4)
+    } else if tiles(2) >= 384 {
+        Some(&F2)
+    } else {
+        None
+    }
+}
+
+/// Most points of a side (F(4x4)): the size of the fixed arrays of row slices below.
+const MAX_N: usize = 6;
+
+/// `dst = sum_k coef[k] * src[k]`, skipping zero coefficients (every `src` as long as `dst`).
+fn combine(dst: &mut [f32], coef: &[f32], src: &[&[f32]]) {
+    let mut first = true;
+    for (&k, s) in coef.iter().zip(src) {
+        if k == 0.0 {
+            continue;
+        }
+        let it = dst.iter_mut().zip(s.iter());
+        if first && k == 1.0 {
+            it.for_each(|(d, s)| *d = *s);
+        } else if first {
+            it.for_each(|(d, s)| *d = k * s);
+        } else if k == 1.0 {
+            it.for_each(|(d, s)| *d += s);
+        } else if k == -1.0 {
+            it.for_each(|(d, s)| *d -= s);
+        } else {
+            it.for_each(|(d, s)| *d += k * s);
+        }
+        first = false;
+    }
+    if first {
+        dst.fill(0.0);
+    }
+}
+
+/// Column `j` of `A^T` (row `j` of `A`): the coefficients that take a quantity on the output
+/// tile back to transformed position `j`.
+fn a_row(v: &Variant, j: usize) -> [f32; 4] {
+    std::array::from_fn(|r| v.at.get(r).map_or(0.0, |a| a[j]))
+}
+
+/// `G g G^T` of one 3x3 kernel (row-major), as `planes` values (row-major n x n).
+fn kernel_transform(v: &Variant, g: &[f32; 9], u: &mut [f32]) {
+    let n = v.n();
+    for (i, gi) in v.g.iter().enumerate() {
+        // Row i of G g (3 values), then its product with G^T.
+        let t: [f32; 3] =
+            std::array::from_fn(|col| gi[0] * g[col] + gi[1] * g[3 + col] + gi[2] * g[6 + col]);
+        for (j, gj) in v.g.iter().enumerate() {
+            u[i * n + j] = t[0] * gj[0] + t[1] * gj[1] + t[2] * gj[2];
+        }
+    }
+}
+
+/// Transformed kernels `[planes][rows][cols]` of `w` (`[o][c][3][3]`): `rows = o, cols = c`
+/// for the forward pass; with `adjoint`, `rows = c, cols = o` and every kernel rotated by 180
 /// degrees, the kernels of the input gradient.
-pub(super) fn kernels(w: &[f32], o: usize, c: usize, adjoint: bool) -> Vec<f32> {
+pub(super) fn kernels(v: &Variant, w: &[f32], o: usize, c: usize, adjoint: bool) -> Vec<f32> {
+    let planes = v.planes();
     let (rows, cols) = if adjoint { (c, o) } else { (o, c) };
-    let mut u = vec![0.0f32; 16 * o * c];
+    let mut u = vec![0.0f32; planes * o * c];
     if u.is_empty() {
         return u;
     }
-    // Row r of all 16 transformed planes, written together and in order (16 sequential
-    // streams; writing kernel by kernel would scatter 16 stores across the whole buffer).
-    let mut per_row: Vec<Vec<&mut [f32]>> = (0..rows).map(|_| Vec::with_capacity(16)).collect();
+    // Row r of all transformed planes, written together and in order (sequential streams;
+    // writing kernel by kernel would scatter the stores across the whole buffer).
+    let mut per_row: Vec<Vec<&mut [f32]>> = (0..rows).map(|_| Vec::with_capacity(planes)).collect();
     for plane in u.chunks_mut(rows * cols) {
         for (r, row) in plane.chunks_mut(cols).enumerate() {
             per_row[r].push(row);
@@ -61,6 +177,7 @@ pub(super) fn kernels(w: &[f32], o: usize, c: usize, adjoint: bool) -> Vec<f32> 
         .into_par_iter()
         .enumerate()
         .for_each(|(r, mut outs)| {
+            let mut t = vec![0.0f32; planes];
             for k in 0..cols {
                 let (oo, cc) = if adjoint { (k, r) } else { (r, k) };
                 let mut g = [0.0f32; 9];
@@ -68,21 +185,23 @@ pub(super) fn kernels(w: &[f32], o: usize, c: usize, adjoint: bool) -> Vec<f32> 
                 if adjoint {
                     g.reverse();
                 }
-                for (out, v) in outs.iter_mut().zip(kernel_transform(&g)) {
-                    out[k] = v;
+                kernel_transform(v, &g, &mut t);
+                for (out, val) in outs.iter_mut().zip(&t) {
+                    out[k] = *val;
                 }
             }
         });
     u
 }
 
-/// Images `x` (`[g][c][h][w]`) convolved with transformed kernels `u` (`[16][o][c]`, from
+/// Images `x` (`[g][c][h][w]`) convolved with transformed kernels `u` (`[planes][o][c]`, from
 /// [`kernels`]) into `y` (`[g][o][h][w]`, overwritten), plus `bias` when given. The tiles of
 /// all the images form the columns of the products (small maps still give wide products), in
 /// bands of tile rows whose transforms take at most `tile` floats of the scratch `bufs`;
 /// `par` runs each product on all cores.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn conv_images(
+    v: &Variant,
     (c, h, w, o): (usize, usize, usize, usize),
     x: &[f32],
     u: &[f32],
@@ -92,58 +211,57 @@ pub(super) fn conv_images(
     tile: usize,
     par: bool,
 ) {
-    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    let mut tmp = vec![0.0f32; 6 * tw];
-    for_each_band(x, (c, h, w, o), bufs, tile, |band, v, m| {
+    let (m, n, planes) = (v.m, v.n(), v.planes());
+    let (th, tw) = (h.div_ceil(m), w.div_ceil(m));
+    // Over all tiles of the band at once (long rows the compiler vectorises): `cols[j]`,
+    // column j of A^T M for output row r of every tile; `phase[q]`, output column q.
+    let (mut cols, mut phase) = (Vec::new(), Vec::new());
+    for_each_band(v, x, (c, h, w, o), bufs, tile, |band, vt, mt| {
         let tb = band.len() * tw;
-        for e in 0..16 {
+        for e in 0..planes {
             matmul(
-                &mut m[e * o * tb..][..o * tb],
+                &mut mt[e * o * tb..][..o * tb],
                 tb,
                 false,
                 Mat::rows(&u[e * o * c..][..o * c], o, c, c),
-                Mat::rows(&v[e * c * tb..][..c * tb], c, tb, tb),
+                Mat::rows(&vt[e * c * tb..][..c * tb], c, tb, tb),
                 par,
             );
         }
-        // A^T on the rows (`cols[j]`: one tile row's column j), then A on the columns
-        // (`even`/`odd`: output columns 2tx and 2tx+1), interleaved into the output row.
-        let (cols, eo) = tmp.split_at_mut(4 * tw);
-        let (even, odd) = eo.split_at_mut(tw);
+        cols.resize(n * tb, 0.0);
+        phase.resize(m * tb, 0.0);
         for oo in 0..o {
             let b = bias.map_or(0.0, |b| b[oo]);
-            for row_index in band.clone() {
-                let (img, ty) = (row_index / th, row_index % th);
-                let plane = &mut y[(img * o + oo) * h * w..][..h * w];
-                let at = (row_index - band.start) * tw;
-                let mt: [&[f32]; 16] = std::array::from_fn(|e| &m[(e * o + oo) * tb + at..][..tw]);
-                for r in 0..2.min(h - 2 * ty) {
-                    for (j, col) in cols.chunks_exact_mut(tw).enumerate() {
-                        let (a, bb, cc, d) = (mt[j], mt[4 + j], mt[8 + j], mt[12 + j]);
-                        let it = col.iter_mut().zip(a).zip(bb).zip(cc).zip(d);
-                        if r == 0 {
-                            it.for_each(|((((t, a), bb), cc), _)| *t = a + bb + cc);
-                        } else {
-                            it.for_each(|((((t, _), bb), cc), d)| *t = bb - cc - d);
-                        }
+            let tiles: [&[f32]; MAX_N * MAX_N] = std::array::from_fn(|e| {
+                if e < planes {
+                    &mt[(e * o + oo) * tb..][..tb]
+                } else {
+                    &[]
+                }
+            });
+            for (r, a_r) in v.at.iter().enumerate() {
+                for (j, col) in cols.chunks_exact_mut(tb).enumerate() {
+                    let src: [&[f32]; MAX_N] =
+                        std::array::from_fn(|i| tiles[(i * n + j).min(planes - 1)]);
+                    combine(col, a_r, &src[..n]);
+                }
+                let mut src: [&[f32]; MAX_N] = [&[]; MAX_N];
+                for (s, col) in src.iter_mut().zip(cols.chunks_exact(tb)) {
+                    *s = col;
+                }
+                for (q, ph) in phase.chunks_exact_mut(tb).enumerate() {
+                    combine(ph, v.at[q], &src[..n]);
+                }
+                // Interleave the phases into output row m ty + r of every tile row.
+                for (bi, row_index) in band.clone().enumerate() {
+                    let (img, ty) = (row_index / th, row_index % th);
+                    if m * ty + r >= h {
+                        continue;
                     }
-                    let (t0, rest) = cols.split_at(tw);
-                    let (t1, rest) = rest.split_at(tw);
-                    let (t2, t3) = rest.split_at(tw);
-                    for (((e, od), (a, bb)), (cc, d)) in even
-                        .iter_mut()
-                        .zip(odd.iter_mut())
-                        .zip(t0.iter().zip(t1))
-                        .zip(t2.iter().zip(t3))
-                    {
-                        *e = a + bb + cc + b;
-                        *od = bb - cc - d + b;
-                    }
-                    let yrow = &mut plane[(2 * ty + r) * w..][..w];
-                    for (pair, (e, od)) in yrow.chunks_mut(2).zip(even.iter().zip(odd.iter())) {
-                        pair[0] = *e;
-                        if let Some(second) = pair.get_mut(1) {
-                            *second = *od;
+                    let yrow = &mut y[((img * o + oo) * h + m * ty + r) * w..][..w];
+                    for (tx, out) in yrow.chunks_mut(m).enumerate() {
+                        for (q, val) in out.iter_mut().enumerate() {
+                            *val = phase[q * tb + bi * tw + tx] + b;
                         }
                     }
                 }
@@ -155,96 +273,100 @@ pub(super) fn conv_images(
 /// The band loop both passes share: splits the tile rows of the images `x` (`[g][c][h][w]`,
 /// one image's rows after the other's) into bands whose transforms (`c` inputs, `o` outputs)
 /// take at most `tile` floats, and for each band runs `f(band, v, m)` with `v` holding the
-/// band's input transform (`[16][c][tiles]`, [`transform_inputs`]) and `m` sized
-/// `[16][o][tiles]` for the caller's products.
+/// band's input transform (`[planes][c][tiles]`, [`transform_inputs`]) and `m` sized
+/// `[planes][o][tiles]` for the caller's products.
 fn for_each_band(
+    var: &Variant,
     x: &[f32],
     (c, h, w, o): (usize, usize, usize, usize),
     bufs: [&mut Vec<f32>; 2],
     tile: usize,
     mut f: impl FnMut(std::ops::Range<usize>, &[f32], &mut [f32]),
 ) {
-    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+    let (th, tw) = (h.div_ceil(var.m), w.div_ceil(var.m));
+    let planes = var.planes();
     let total = x.len() / (c * h * w).max(1) * th;
-    let band = (tile / (16 * (c + o) * tw).max(1)).clamp(1, total.max(1));
+    let band = (tile / (planes * (c + o) * tw).max(1)).clamp(1, total.max(1));
     let [v, m] = bufs;
-    let mut rows = vec![0.0f32; 8 * (tw + 1)];
+    let mut rows = Vec::new();
     for band0 in (0..total).step_by(band) {
         let band1 = (band0 + band).min(total);
         let tb = (band1 - band0) * tw;
-        v.resize(16 * c * tb, 0.0);
-        m.resize(16 * o * tb, 0.0);
-        transform_inputs(x, (c, h, w), band0..band1, v, &mut rows);
+        v.resize(planes * c * tb, 0.0);
+        m.resize(planes * o * tb, 0.0);
+        transform_inputs(var, x, (c, h, w), band0..band1, v, &mut rows);
         f(band0..band1, v, m);
     }
 }
 
 /// `B^T d B` of every input tile of the tile rows `band` (counted across the images of `x`,
-/// `[g][c][h][w]`) into `v` (`[16][c][tiles of the band]`); `rows` is scratch of
-/// `8 * (ceil(w / 2) + 1)` floats.
+/// `[g][c][h][w]`) into `v` (`[planes][c][tiles of the band]`); `rows` is scratch.
 fn transform_inputs(
+    var: &Variant,
     x: &[f32],
     (c, h, w): (usize, usize, usize),
     band: std::ops::Range<usize>,
     v: &mut [f32],
-    rows: &mut [f32],
+    rows: &mut Vec<f32>,
 ) {
-    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    let tb = band.len() * tw;
-    // Even and odd columns of the four input rows of a tile row, padded: `[row][even|odd][k]`,
-    // even `k` holding column `2k - 1`, odd `k` column `2k`, zero outside the plane.
-    let n = tw + 1;
+    let (m, n) = (var.m, var.n());
+    let (th, tw) = (h.div_ceil(m), w.div_ceil(m));
+    let (nb, tb) = (band.len(), band.len() * tw);
+    // Input row i of every tile row of the band, split into m phases: phase k of tile row bi
+    // at `k * run + bi * (tw + 1)`, holding columns m t + k - 1 (zero outside the plane), so
+    // tile tx reads phases 0..m at tx and phases 0..2 at tx + 1.
+    let run = nb * (tw + 1);
+    let len = m * run;
+    rows.resize(2 * n * len + run, 0.0);
+    let (raw, rest) = rows.split_at_mut(n * len);
+    let (bt, tmp) = rest.split_at_mut(n * len);
     for ci in 0..c {
-        for row_index in band.clone() {
+        raw.fill(0.0);
+        for (bi, row_index) in band.clone().enumerate() {
             let (img, ty) = (row_index / th, row_index % th);
             let plane = &x[(img * c + ci) * h * w..][..h * w];
-            split_rows(plane, h, w, ty, rows);
-            // B^T on the rows: r0 - r2, r1 + r2, r2 - r1, r1 - r3, in place of r0..r3.
-            let (r01, r23) = rows.split_at_mut(4 * n);
-            let (r0, r1) = r01.split_at_mut(2 * n);
-            let (r2, r3) = r23.split_at_mut(2 * n);
-            for (((a, b), cc), d) in r0
-                .iter_mut()
-                .zip(r1.iter_mut())
-                .zip(r2.iter_mut())
-                .zip(r3.iter_mut())
-            {
-                let (x0, x1, x2, x3) = (*a, *b, *cc, *d);
-                *a = x0 - x2;
-                *b = x1 + x2;
-                *cc = x2 - x1;
-                *d = x1 - x3;
+            for i in 0..n {
+                if let Some(yy) = (m * ty + i).checked_sub(1).filter(|&yy| yy < h) {
+                    let out = &mut raw[i * len + bi * (tw + 1)..];
+                    split_phases(&plane[yy * w..][..w], m, run, 1, out);
+                }
             }
-            // ... then B on the columns, tile by tile (tile tx reads even tx, tx+1 and
-            // odd tx, tx+1), into the 16 transformed planes.
-            let at = (row_index - band.start) * tw;
-            for (i, row) in rows.chunks_exact(2 * n).enumerate() {
-                let (even, odd) = row.split_at(n);
-                let (e0, e1, d0, d1) = (&even[..tw], &even[1..], &odd[..tw], &odd[1..]);
-                // One output plane at a time: plain zips the compiler vectorises.
-                let combos: [(&[f32], &[f32], f32); 4] = [
-                    (e0, e1, -1.0),
-                    (d0, e1, 1.0),
-                    (e1, d0, -1.0),
-                    (d0, d1, -1.0),
-                ];
-                for (j, (a, b, sign)) in combos.into_iter().enumerate() {
-                    let dst = &mut v[((4 * i + j) * c + ci) * tb + at..][..tw];
-                    for ((d, a), b) in dst.iter_mut().zip(a).zip(b) {
-                        *d = a + sign * b;
-                    }
+        }
+        // B^T on the rows, then B on the columns (shifted phase runs), into the planes.
+        let mut src: [&[f32]; MAX_N] = [&[]; MAX_N];
+        for (s, row) in src.iter_mut().zip(raw.chunks_exact(len)) {
+            *s = row;
+        }
+        for (out, coef) in bt.chunks_exact_mut(len).zip(var.bt) {
+            combine(out, coef, &src[..n]);
+        }
+        for (i, row) in bt.chunks_exact(len).enumerate() {
+            let cols: [&[f32]; MAX_N] = std::array::from_fn(|j| {
+                let (k, shift) = (j % m, j / m);
+                if j < n {
+                    &row[k * run + shift..][..run - 1]
+                } else {
+                    &[]
+                }
+            });
+            for (j, coef) in var.bt.iter().enumerate() {
+                combine(&mut tmp[..run - 1], coef, &cols[..n]);
+                let dst = &mut v[((i * n + j) * c + ci) * tb..][..tb];
+                for (d, s) in dst.chunks_exact_mut(tw).zip(tmp.chunks(tw + 1)) {
+                    d.copy_from_slice(&s[..tw]);
                 }
             }
         }
     }
 }
 
-/// Accumulates into `du` (`[16][o][c]`, the gradient of the transformed kernels) the weight
+/// Accumulates into `du` (`[planes][o][c]`, the gradient of the transformed kernels) the weight
 /// gradient of images `x` (`[g][c][h][w]`) with output gradients `dy` (`[g][o][h][w]`):
 /// per transformed position, `du += (A dY A^T) * (B^T d B)^T` over all tiles, one product
 /// per band as in [`conv_images`]. [`kernel_grads`] turns the sum into `[o][c][3][3]`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn weight_grad_images(
+    var: &Variant,
     (c, h, w, o): (usize, usize, usize, usize),
     x: &[f32],
     dy: &[f32],
@@ -253,57 +375,53 @@ pub(super) fn weight_grad_images(
     tile: usize,
     par: bool,
 ) {
-    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    // Even and odd columns of the two output-gradient rows of a tile row.
-    let mut eo = vec![0.0f32; 4 * tw];
-    for_each_band(x, (c, h, w, o), bufs, tile, |band, v, m| {
+    let (m, n, planes) = (var.m, var.n(), var.planes());
+    let (th, tw) = (h.div_ceil(m), w.div_ceil(m));
+    let a: Vec<[f32; 4]> = (0..n).map(|j| a_row(var, j)).collect();
+    // Output-gradient row r of every tile row of the band, split into m phases (columns
+    // m t + q; phase q of tile row bi at `q * tb + bi * tw`), and their product with A.
+    let (mut raw, mut ad) = (Vec::new(), Vec::new());
+    for_each_band(var, x, (c, h, w, o), bufs, tile, |band, vt, mt| {
         let tb = band.len() * tw;
+        let len = m * tb;
+        raw.resize(m * len, 0.0);
+        ad.resize(n * len, 0.0);
         for oo in 0..o {
-            for row_index in band.clone() {
+            raw.fill(0.0);
+            for (bi, row_index) in band.clone().enumerate() {
                 let (img, ty) = (row_index / th, row_index % th);
                 let plane = &dy[(img * o + oo) * h * w..][..h * w];
-                eo.fill(0.0);
-                let (top, bottom) = eo.split_at_mut(2 * tw);
-                for (r, half) in [top, bottom].into_iter().enumerate() {
-                    if 2 * ty + r < h {
-                        let (even, odd) = half.split_at_mut(tw);
-                        deinterleave(&plane[(2 * ty + r) * w..][..w], even, odd);
-                    }
+                for r in 0..m.min(h - m * ty) {
+                    let out = &mut raw[r * len + bi * tw..];
+                    split_phases(&plane[(m * ty + r) * w..][..w], m, tb, 0, out);
                 }
-                // A dY A^T of the tile [[p, q], [r, s]]: rows [p, q], [p + r, q + s],
-                // [p - r, q - s], [-r, -s]; each row [a, b] -> [a, a + b, a - b, -b].
-                let (pq, rs) = eo.split_at(2 * tw);
-                let (p, q) = pq.split_at(tw);
-                let (r, s) = rs.split_at(tw);
-                let at = (row_index - band.start) * tw;
-                for i in 0..4 {
-                    for j in 0..4 {
-                        let dst = &mut m[((4 * i + j) * o + oo) * tb + at..][..tw];
-                        for (tx, d) in dst.iter_mut().enumerate() {
-                            let (a, b) = match i {
-                                0 => (p[tx], q[tx]),
-                                1 => (p[tx] + r[tx], q[tx] + s[tx]),
-                                2 => (p[tx] - r[tx], q[tx] - s[tx]),
-                                _ => (-r[tx], -s[tx]),
-                            };
-                            *d = match j {
-                                0 => a,
-                                1 => a + b,
-                                2 => a - b,
-                                _ => -b,
-                            };
-                        }
-                    }
+            }
+            // A dY A^T: A on the rows (row i = sum_r A^T[r][i] dY_r), then on the columns.
+            let mut src: [&[f32]; 4] = [&[]; 4];
+            for (s, row) in src.iter_mut().zip(raw.chunks_exact(len)) {
+                *s = row;
+            }
+            for (out, coef) in ad.chunks_exact_mut(len).zip(&a) {
+                combine(out, &coef[..m], &src[..m]);
+            }
+            for (i, row) in ad.chunks_exact(len).enumerate() {
+                let mut ph: [&[f32]; 4] = [&[]; 4];
+                for (p, part) in ph.iter_mut().zip(row.chunks_exact(tb)) {
+                    *p = part;
+                }
+                for (j, coef) in a.iter().enumerate() {
+                    let dst = &mut mt[((i * n + j) * o + oo) * tb..][..tb];
+                    combine(dst, &coef[..m], &ph[..m]);
                 }
             }
         }
-        for e in 0..16 {
+        for e in 0..planes {
             matmul(
                 &mut du[e * o * c..][..o * c],
                 c,
                 true,
-                Mat::rows(&m[e * o * tb..][..o * tb], o, tb, tb),
-                Mat::rows(&v[e * c * tb..][..c * tb], c, tb, tb).t(),
+                Mat::rows(&mt[e * o * tb..][..o * tb], o, tb, tb),
+                Mat::rows(&vt[e * c * tb..][..c * tb], c, tb, tb).t(),
                 par,
             );
         }
@@ -311,54 +429,42 @@ pub(super) fn weight_grad_images(
 }
 
 /// `G^T dU G` of every kernel: the weight gradient `[o][c][3][3]` from the gradient of the
-/// transformed kernels `du` (`[16][o][c]`, see [`weight_grad_images`]).
-pub(super) fn kernel_grads(du: &[f32], o: usize, c: usize) -> Vec<f32> {
+/// transformed kernels `du` (`[planes][o][c]`, see [`weight_grad_images`]).
+pub(super) fn kernel_grads(var: &Variant, du: &[f32], o: usize, c: usize) -> Vec<f32> {
+    let n = var.n();
     let mut dw = vec![0.0f32; o * c * 9];
     dw.par_chunks_mut(c * 9).enumerate().for_each(|(oo, row)| {
         for (cc, g) in row.chunks_exact_mut(9).enumerate() {
             let d = |e: usize| du[(e * o + oo) * c + cc];
-            // Z = G^T dU (3x4), column by column, then Z G (3x3).
-            let cols: [[f32; 3]; 4] = std::array::from_fn(|j| {
-                let (d0, d1, d2, d3) = (d(j), d(4 + j), d(8 + j), d(12 + j));
-                [d0 + 0.5 * (d1 + d2), 0.5 * (d1 - d2), 0.5 * (d1 + d2) + d3]
+            // Z = G^T dU (3 x n), then Z G (3 x 3).
+            let z: [[f32; MAX_N]; 3] = std::array::from_fn(|a| {
+                std::array::from_fn(|j| {
+                    (0..n.min(MAX_N))
+                        .filter(|_| j < n)
+                        .map(|i| var.g[i][a] * d(i * n + j))
+                        .sum()
+                })
             });
-            let z: [[f32; 4]; 3] = std::array::from_fn(|a| std::array::from_fn(|j| cols[j][a]));
-            for (a, [z0, z1, z2, z3]) in z.into_iter().enumerate() {
-                g[3 * a] = z0 + 0.5 * (z1 + z2);
-                g[3 * a + 1] = 0.5 * (z1 - z2);
-                g[3 * a + 2] = 0.5 * (z1 + z2) + z3;
+            for (a, za) in z.iter().enumerate() {
+                for b in 0..3 {
+                    g[3 * a + b] = (0..n).map(|j| za[j] * var.g[j][b]).sum();
+                }
             }
         }
     });
     dw
 }
 
-/// Splits the four input rows `2ty - 1 .. 2ty + 3` of tile row `ty` into even and odd
-/// columns (see [`conv_image`]), zero where they leave the plane.
-fn split_rows(plane: &[f32], h: usize, w: usize, ty: usize, rows: &mut [f32]) {
-    let n = rows.len() / 8;
-    for (i, row) in rows.chunks_exact_mut(2 * n).enumerate() {
-        let (even, odd) = row.split_at_mut(n);
-        even.fill(0.0);
-        odd.fill(0.0);
-        let Some(src) = (2 * ty + i)
-            .checked_sub(1)
-            .filter(|&yy| yy < h)
-            .map(|yy| &plane[yy * w..][..w])
-        else {
-            continue;
-        };
-        // Column 2k - 1 goes to even[k], column 2k to odd[k]; the rest stays zero.
-        deinterleave(src, odd, &mut even[1..]);
-    }
-}
-
-/// Columns `2k` of `src` into `first[k]` and columns `2k + 1` into `second[k]`.
-fn deinterleave(src: &[f32], first: &mut [f32], second: &mut [f32]) {
-    for (k, pair) in src.chunks(2).enumerate() {
-        first[k] = pair[0];
-        if let Some(&v) = pair.get(1) {
-            second[k] = v;
+/// Splits the row `src` into `m` phases `stride` apart in `out` (zeroed by the caller): column
+/// `col` goes to phase `(col + shift) % m`, index `(col + shift) / m`.
+fn split_phases(src: &[f32], m: usize, stride: usize, shift: usize, out: &mut [f32]) {
+    let (mut k, mut t) = (shift % m, shift / m);
+    for &val in src {
+        out[k * stride + t] = val;
+        k += 1;
+        if k == m {
+            k = 0;
+            t += 1;
         }
     }
 }
