@@ -142,24 +142,17 @@ fn a_row(v: &Variant, j: usize) -> [f32; 4] {
     std::array::from_fn(|r| v.at.get(r).map_or(0.0, |a| a[j]))
 }
 
-/// `G g G^T` of one 3x3 kernel (row-major), as `planes` values (row-major n x n).
-fn kernel_transform(v: &Variant, g: &[f32; 9], u: &mut [f32]) {
-    let n = v.n();
-    for (i, gi) in v.g.iter().enumerate() {
-        // Row i of G g (3 values), then its product with G^T.
-        let t: [f32; 3] =
-            std::array::from_fn(|col| gi[0] * g[col] + gi[1] * g[3 + col] + gi[2] * g[6 + col]);
-        for (j, gj) in v.g.iter().enumerate() {
-            u[i * n + j] = t[0] * gj[0] + t[1] * gj[1] + t[2] * gj[2];
-        }
-    }
+/// `G` as rows of coefficients: `gt(v)[a][i] = G[i][a]`, the combination of the n points
+/// that one kernel tap (row or column `a`) contributes to or receives from.
+fn g_columns(v: &Variant) -> [[f32; MAX_N]; 3] {
+    std::array::from_fn(|a| std::array::from_fn(|i| v.g.get(i).map_or(0.0, |g| g[a])))
 }
 
 /// Transformed kernels `[planes][rows][cols]` of `w` (`[o][c][3][3]`): `rows = o, cols = c`
 /// for the forward pass; with `adjoint`, `rows = c, cols = o` and every kernel rotated by 180
 /// degrees, the kernels of the input gradient.
 pub(super) fn kernels(v: &Variant, w: &[f32], o: usize, c: usize, adjoint: bool) -> Vec<f32> {
-    let planes = v.planes();
+    let (n, planes) = (v.n(), v.planes());
     let (rows, cols) = if adjoint { (c, o) } else { (o, c) };
     let mut u = vec![0.0f32; planes * o * c];
     if u.is_empty() {
@@ -177,18 +170,30 @@ pub(super) fn kernels(v: &Variant, w: &[f32], o: usize, c: usize, adjoint: bool)
         .into_par_iter()
         .enumerate()
         .for_each(|(r, mut outs)| {
-            let mut t = vec![0.0f32; planes];
+            // The 9 taps of the row's kernels as 9 runs of `cols` values, then G g G^T over
+            // all of them at once: `t[i][b] = sum_a G[i][a] tap[a][b]`, `U[i][j] = sum_b
+            // t[i][b] G[j][b]`.
+            let mut taps = vec![0.0f32; 9 * cols];
             for k in 0..cols {
                 let (oo, cc) = if adjoint { (k, r) } else { (r, k) };
-                let mut g = [0.0f32; 9];
-                g.copy_from_slice(&w[(oo * c + cc) * 9..][..9]);
-                if adjoint {
-                    g.reverse();
+                let kernel = &w[(oo * c + cc) * 9..][..9];
+                for (t, val) in kernel.iter().enumerate() {
+                    let t = if adjoint { 8 - t } else { t };
+                    taps[t * cols + k] = *val;
                 }
-                kernel_transform(v, &g, &mut t);
-                for (out, val) in outs.iter_mut().zip(&t) {
-                    out[k] = *val;
+            }
+            let mut t = vec![0.0f32; 3 * n * cols];
+            for (i, ti) in t.chunks_exact_mut(3 * cols).enumerate() {
+                for (b, tib) in ti.chunks_exact_mut(cols).enumerate() {
+                    let src: [&[f32]; 3] =
+                        std::array::from_fn(|a| &taps[(3 * a + b) * cols..][..cols]);
+                    combine(tib, &v.g[i], &src);
                 }
+            }
+            for (e, out) in outs.iter_mut().enumerate() {
+                let (i, j) = (e / n, e % n);
+                let src: [&[f32]; 3] = std::array::from_fn(|b| &t[(3 * i + b) * cols..][..cols]);
+                combine(out, &v.g[j], &src);
             }
         });
     u
@@ -429,26 +434,44 @@ pub(super) fn weight_grad_images(
 }
 
 /// `G^T dU G` of every kernel: the weight gradient `[o][c][3][3]` from the gradient of the
-/// transformed kernels `du` (`[planes][o][c]`, see [`weight_grad_images`]).
+/// transformed kernels `du` (`[planes][o][c]`, see [`weight_grad_images`]), for all `c`
+/// kernels of an output channel at once (runs of `c` values, not 36 scattered reads each).
 pub(super) fn kernel_grads(var: &Variant, du: &[f32], o: usize, c: usize) -> Vec<f32> {
-    let n = var.n();
+    let (n, planes) = (var.n(), var.planes());
+    let g = g_columns(var);
     let mut dw = vec![0.0f32; o * c * 9];
     dw.par_chunks_mut(c * 9).enumerate().for_each(|(oo, row)| {
-        for (cc, g) in row.chunks_exact_mut(9).enumerate() {
-            let d = |e: usize| du[(e * o + oo) * c + cc];
-            // Z = G^T dU (3 x n), then Z G (3 x 3).
-            let z: [[f32; MAX_N]; 3] = std::array::from_fn(|a| {
-                std::array::from_fn(|j| {
-                    (0..n.min(MAX_N))
-                        .filter(|_| j < n)
-                        .map(|i| var.g[i][a] * d(i * n + j))
-                        .sum()
-                })
-            });
-            for (a, za) in z.iter().enumerate() {
-                for b in 0..3 {
-                    g[3 * a + b] = (0..n).map(|j| za[j] * var.g[j][b]).sum();
+        let rows: [&[f32]; MAX_N * MAX_N] = std::array::from_fn(|e| {
+            if e < planes {
+                &du[(e * o + oo) * c..][..c]
+            } else {
+                &[]
+            }
+        });
+        // Z = G^T dU (`z[a][j]`), then dW = Z G (`out[a][b]`), each a run over the c kernels.
+        let mut z = vec![0.0f32; 3 * n * c];
+        for (a, za) in z.chunks_exact_mut(n * c).enumerate() {
+            for (j, zaj) in za.chunks_exact_mut(c).enumerate() {
+                let src: [&[f32]; MAX_N] =
+                    std::array::from_fn(|i| rows[(i * n + j).min(planes - 1)]);
+                combine(zaj, &g[a][..n], &src[..n]);
+            }
+        }
+        let mut out = vec![0.0f32; 9 * c];
+        for (k, ok) in out.chunks_exact_mut(c).enumerate() {
+            let (a, b) = (k / 3, k % 3);
+            let src: [&[f32]; MAX_N] = std::array::from_fn(|j| {
+                if j < n {
+                    &z[(a * n + j) * c..][..c]
+                } else {
+                    &[]
                 }
+            });
+            combine(ok, &g[b][..n], &src[..n]);
+        }
+        for (cc, kernel) in row.chunks_exact_mut(9).enumerate() {
+            for (k, val) in kernel.iter_mut().enumerate() {
+                *val = out[k * c + cc];
             }
         }
     });
