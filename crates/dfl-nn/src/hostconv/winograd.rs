@@ -1,12 +1,12 @@
 //! Winograd F(m x m, 3 x 3) for the 3x3, stride 1, padding 1 convolutions (the decoders' upscale
-//! and residual convolutions, the fused image head) and for their input gradients, which are
-//! the same kind of convolution with rotated, transposed kernels.
+//! and residual convolutions), for their input gradients, which are the same kind of
+//! convolution with rotated, transposed kernels, and for their weight gradients.
 //!
 //! Why: an m x m output tile costs (m + 2)^2 multiplies per input channel instead of 9 m^2, so
 //! the matrix products, where a training step spends most of its time, shrink 2.25x with
 //! F(2x2, 3x3) and 4x with F(4x4, 3x3). The transforms are those of Lavin & Gray (2016)
 //! (points 0, +-1, +-2 and infinity for F(4x4)); F(2x2) keeps float32 results within a few
-//! ulp of direct convolution, F(4x4) within ~1e-5 relative (tests compare with im2col).
+//! ulp of direct convolution, F(4x4) within ~1e-4 relative (tests compare with im2col).
 //!
 //! Every transform is a linear combination of whole rows (one value per tile), so the loops
 //! are plain slice zips the compiler vectorises. Layout: a transformed quantity of a band of
@@ -142,7 +142,7 @@ fn a_row(v: &Variant, j: usize) -> [f32; 4] {
     std::array::from_fn(|r| v.at.get(r).map_or(0.0, |a| a[j]))
 }
 
-/// `G` as rows of coefficients: `gt(v)[a][i] = G[i][a]`, the combination of the n points
+/// `G` by columns: `g_columns(v)[a][i] = G[i][a]`, the combination of the n points
 /// that one kernel tap (row or column `a`) contributes to or receives from.
 fn g_columns(v: &Variant) -> [[f32; MAX_N]; 3] {
     std::array::from_fn(|a| std::array::from_fn(|i| v.g.get(i).map_or(0.0, |g| g[a])))
