@@ -435,7 +435,7 @@ fn backward(
         .map(|var| winograd::kernels(var, weight, s.o, s.c, true));
 
     let mut dx = if want_x {
-        zeroed(s.n * chw)
+        crate::host::zeroed(s.n * chw)
     } else {
         Vec::new()
     };
@@ -453,7 +453,7 @@ fn backward(
         .into_par_iter()
         .map(|(g, mut dx)| {
             let mut dw = if want_w {
-                zeroed(s.o * ckk)
+                crate::host::zeroed(s.o * ckk)
             } else {
                 Vec::new()
             };
@@ -499,7 +499,7 @@ fn backward(
                 // Winograd weight and input gradients of the whole group at once.
                 let dy = &dy[first * s.o * plane..][..count * s.o * plane];
                 if let Some(var) = winograd.filter(|_| want_w) {
-                    let mut du = zeroed(var.planes() * s.o * s.c);
+                    let mut du = crate::host::zeroed(var.planes() * s.o * s.c);
                     let x = &x[first * chw..][..count * chw];
                     let dims = (s.c, s.h, s.w, s.o);
                     let bufs = [&mut *cols, &mut *dcols];
@@ -539,17 +539,6 @@ fn backward(
         weight: want_w.then(|| sum_all(partials.iter().map(|p| &p.0))),
         bias: want_b.then(|| sum_all(partials.iter().map(|p| &p.1))),
     })
-}
-
-/// `n` zeros written one by one, for buffers that are added into before anything overwrites
-/// them. `vec![0.0; n]` takes fresh pages that reads map to the shared zero page, so the
-/// first write to each page is a copy fault with a TLB flush on every core (IPIs): 12-14 %
-/// of a SAEHD step in `perf` before this.
-fn zeroed(n: usize) -> Vec<f32> {
-    // black_box: the optimiser would otherwise fold the allocation and the fill into calloc.
-    let mut v: Vec<f32> = std::hint::black_box(Vec::with_capacity(n));
-    v.resize(n, 0.0);
-    v
 }
 
 /// Element-wise sum of equally long vectors (the per-thread weight and bias gradients).

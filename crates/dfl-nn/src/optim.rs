@@ -220,8 +220,12 @@ fn zero_slot(
     if host {
         Slot::Host {
             shape: shape.to_vec(),
-            first: vec![0.0; n],
-            second: if two { vec![0.0; n] } else { Vec::new() },
+            first: crate::host::zeroed(n),
+            second: if two {
+                crate::host::zeroed(n)
+            } else {
+                Vec::new()
+            },
         }
     } else {
         let inner = device.clone().without_autodiff();
