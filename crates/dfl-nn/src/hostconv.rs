@@ -8,7 +8,8 @@
 //! gradient, a matrix product only `k * k` columns wide. Here every image is an im2col and
 //! well-shaped matrix products written straight into NCHW, with the weight gradient as
 //! `dY * cols^T`, and the 3x3 convolutions with enough work use Winograd F(4x4, 3x3) or
-//! F(2x2, 3x3) (the `winograd` submodule). burn's convolution stays the reference (tests) and the GPU path.
+//! F(2x2, 3x3) (the `winograd` submodule). burn's convolution stays the reference (tests)
+//! and the GPU path.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
