@@ -32,11 +32,6 @@ use winograd::Variant;
 /// entries, so the scratch memory stays bounded at any resolution.
 const TILE_FLOATS: usize = 1 << 20;
 
-/// A Winograd band's transforms (every plane of every input and output channel) may take this
-/// many im2col tiles of scratch: F(4x4) holds 36 planes, and at 1,280 channels one tile would
-/// leave its products 16 columns wide, where they run at a fraction of their speed.
-const WINOGRAD_TILES: usize = 8;
-
 /// Which convolution runs on the CPU device. The default is the fastest; the others stay
 /// selectable so that a benchmark can compare them in one run (`dfl bench train`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,17 +357,7 @@ fn forward(
             .for_each(|(y, x)| {
                 with_scratch(|[v, m]| {
                     let dims = (s.c, s.h, s.w, s.o);
-                    winograd::conv_images(
-                        var,
-                        dims,
-                        x,
-                        &u,
-                        Some(bias),
-                        y,
-                        [v, m],
-                        tile * WINOGRAD_TILES,
-                        par,
-                    )
+                    winograd::conv_images(var, dims, x, &u, Some(bias), y, [v, m], tile, par)
                 })
             });
         return Some(out);
@@ -504,32 +489,13 @@ fn backward(
                     let x = &x[first * chw..][..count * chw];
                     let dims = (s.c, s.h, s.w, s.o);
                     let bufs = [&mut *cols, &mut *dcols];
-                    winograd::weight_grad_images(
-                        var,
-                        dims,
-                        x,
-                        dy,
-                        &mut du,
-                        bufs,
-                        tile * WINOGRAD_TILES,
-                        par,
-                    );
+                    winograd::weight_grad_images(var, dims, x, dy, &mut du, bufs, tile, par);
                     dw = winograd::kernel_grads(var, &du, s.o, s.c);
                 }
                 if let (Some(var), Some(u), Some(dx)) = (winograd, &adjoint, dx.as_deref_mut()) {
                     let dims = (s.o, s.h, s.w, s.c);
                     let bufs = [&mut *cols, &mut *dcols];
-                    winograd::conv_images(
-                        var,
-                        dims,
-                        dy,
-                        u,
-                        None,
-                        dx,
-                        bufs,
-                        tile * WINOGRAD_TILES,
-                        par,
-                    );
+                    winograd::conv_images(var, dims, dy, u, None, dx, bufs, tile, par);
                 }
             });
             (dw, db)

@@ -107,6 +107,12 @@ pub(super) fn pick(s: &super::ConvShape, f4: bool) -> Option<&'static Variant> {
     }
 }
 
+/// A band's transforms (every plane of every input and output channel) may take this many
+/// im2col tiles (`tile` floats each) of scratch: F(4x4) holds 36 planes, and at 1,280
+/// channels one tile would leave its products 16 columns wide, where they run at a fraction
+/// of their speed.
+const BAND_TILES: usize = 8;
+
 /// Most points of a side (F(4x4)): the size of the fixed arrays of row slices below.
 const MAX_N: usize = 6;
 
@@ -202,8 +208,8 @@ pub(super) fn kernels(v: &Variant, w: &[f32], o: usize, c: usize, adjoint: bool)
 /// Images `x` (`[g][c][h][w]`) convolved with transformed kernels `u` (`[planes][o][c]`, from
 /// [`kernels`]) into `y` (`[g][o][h][w]`, overwritten), plus `bias` when given. The tiles of
 /// all the images form the columns of the products (small maps still give wide products), in
-/// bands of tile rows whose transforms take at most `tile` floats of the scratch `bufs`;
-/// `par` runs each product on all cores.
+/// bands of tile rows whose transforms take at most [`BAND_TILES`] x `tile` floats of the
+/// scratch `bufs`; `par` runs each product on all cores.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn conv_images(
     v: &Variant,
@@ -277,9 +283,9 @@ pub(super) fn conv_images(
 
 /// The band loop both passes share: splits the tile rows of the images `x` (`[g][c][h][w]`,
 /// one image's rows after the other's) into bands whose transforms (`c` inputs, `o` outputs)
-/// take at most `tile` floats, and for each band runs `f(band, v, m)` with `v` holding the
-/// band's input transform (`[planes][c][tiles]`, [`transform_inputs`]) and `m` sized
-/// `[planes][o][tiles]` for the caller's products.
+/// take at most [`BAND_TILES`] x `tile` floats, and for each band runs `f(band, v, m)` with
+/// `v` holding the band's input transform (`[planes][c][tiles]`, [`transform_inputs`]) and
+/// `m` sized `[planes][o][tiles]` for the caller's products.
 fn for_each_band(
     var: &Variant,
     x: &[f32],
@@ -291,7 +297,7 @@ fn for_each_band(
     let (th, tw) = (h.div_ceil(var.m), w.div_ceil(var.m));
     let planes = var.planes();
     let total = x.len() / (c * h * w).max(1) * th;
-    let band = (tile / (planes * (c + o) * tw).max(1)).clamp(1, total.max(1));
+    let band = (tile * BAND_TILES / (planes * (c + o) * tw).max(1)).clamp(1, total.max(1));
     let [v, m] = bufs;
     let mut rows = Vec::new();
     for band0 in (0..total).step_by(band) {
