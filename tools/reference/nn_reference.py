@@ -330,7 +330,7 @@ def gaussian_blur(x, sigma):
     kern = np.outer(g, g).astype(np.float32)
     kern = kern / kern.sum()
     c = x.shape[1]
-    w = torch.from_numpy(kern)[None, None].repeat(c, 1, 1, 1).to(x.dtype)
+    w = torch.from_numpy(kern)[None, None].repeat(c, 1, 1, 1).to(device=x.device, dtype=x.dtype)
     return F.conv2d(x, w, padding=k // 2, groups=c)
 
 
@@ -340,7 +340,7 @@ def dssim(a, b, filter_size, sigma=1.5):
     logits = d.reshape(1, -1) + d.reshape(-1, 1)
     kern = torch.softmax(torch.from_numpy(logits.reshape(-1)), 0).reshape(n, n)
     c = a.shape[1]
-    w = kern[None, None].repeat(c, 1, 1, 1).to(a.dtype)
+    w = kern[None, None].repeat(c, 1, 1, 1).to(device=a.device, dtype=a.dtype)
     f = lambda x: F.conv2d(x, w, groups=c)
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     m0, m1 = f(a), f(b)
@@ -557,20 +557,31 @@ def bench(args):
     torch.set_flush_denormal(True)  # as TensorFlow (DFL's engine) does on CPU
     torch.manual_seed(0)
     res = args.resolution
-    nets = Nets(args.archi, res, args.ae_dims, args.e_dims, args.d_dims, args.d_mask_dims)
+    dev = torch.device(args.device)
+    # cuDNN picks its fastest kernels for these shapes, as TensorFlow does on GPUs.
+    torch.backends.cudnn.benchmark = True
+    nets = Nets(args.archi, res, args.ae_dims, args.e_dims, args.d_dims, args.d_mask_dims).to(dev)
     gen = torch.Generator().manual_seed(1)
-    batch = make_batch(args.batch, res, gen)
+    batch = {k: v.to(dev) for k, v in make_batch(args.batch, res, gen).items()}
     opt = DflOptim(nets.parameters(), "adabelief", 5e-5)
 
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     def step():
+        sync()
         t0 = time.perf_counter()
         opt.zero_grad()
         _, s, d = g_losses(nets, batch, res, True, False)
         loss = (s + d).sum()
+        sync()
         t1 = time.perf_counter()
         loss.backward()
+        sync()
         t2 = time.perf_counter()
         opt.step()
+        sync()
         t3 = time.perf_counter()
         return t3 - t0, t1 - t0, t2 - t1, t3 - t2
 
@@ -592,6 +603,7 @@ def main():
     b.add_argument("--batch", type=int, default=4)
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--steps", type=int, default=5)
+    b.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     b.add_argument("--ae-dims", type=int, default=256)
     b.add_argument("--e-dims", type=int, default=64)
     b.add_argument("--d-dims", type=int, default=64)

@@ -16,6 +16,7 @@ mod video;
 use crate::progress::Ui;
 use anyhow::{Result, bail};
 use clap::Args;
+use dfl_nn::DeviceSpec;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -34,6 +35,10 @@ pub struct BenchArgs {
     /// Also write the figures as JSON to this file [default: none].
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Where the `nn` group's steps run: cpu, or a GPU this build supports (cuda:N, ...);
+    /// the PyTorch reference then runs on the same kind of device. Other groups use the CPU.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 /// Context handed to every group.
@@ -42,6 +47,8 @@ pub struct Ctx {
     pub quick: bool,
     /// Scratch folder for generated inputs, removed at the end.
     pub scratch: PathBuf,
+    /// `--device`: where the `nn` group runs.
+    pub device: DeviceSpec,
 }
 
 /// Which direction is better for a figure's unit.
@@ -138,6 +145,7 @@ pub fn run(args: BenchArgs, ui: &Ui) -> Result<()> {
     let ctx = Ctx {
         quick: args.quick,
         scratch: scratch.clone(),
+        device: args.device,
     };
     let mut figures = Vec::new();
     for (name, group) in &all {

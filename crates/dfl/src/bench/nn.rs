@@ -7,6 +7,8 @@
 //! Each figure is the fastest of 3 steps after a warm-up step, on both sides.
 //! The reference needs a Python with torch: `DFL_TORCH_PYTHON` (default `python3`). Without
 //! it the group still prints our figures. `DFL_NN_THREADS` sets the thread count (default 2).
+//! `dfl bench nn --device cuda:0` runs both sides on the GPU (the reference with
+//! `--device cuda`); the phase breakdown is then left out, as GPU phases run asynchronously.
 
 use super::{Better, Ctx, Figure, median_time};
 use crate::progress::Ui;
@@ -35,7 +37,23 @@ fn python() -> String {
     std::env::var("DFL_TORCH_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
+/// PyTorch's name for the device the reference runs on when ours runs on `spec`.
+fn torch_device(spec: DeviceSpec) -> &'static str {
+    match spec {
+        DeviceSpec::Cpu => "cpu",
+        DeviceSpec::Metal => "mps",
+        // PyTorch's ROCm builds call AMD GPUs "cuda" too, and PyTorch has no Vulkan backend:
+        // Vulkan/wgpu runs are compared with the same GPU through PyTorch's CUDA (or ROCm)
+        // build; where the Python has neither, the script fails and the figure has no
+        // reference.
+        DeviceSpec::Cuda(_) | DeviceSpec::Rocm(_) | DeviceSpec::Vulkan(_) | DeviceSpec::Wgpu(_) => {
+            "cuda"
+        }
+    }
+}
+
 fn torch_step(
+    spec: DeviceSpec,
     archi: &str,
     res: usize,
     batch: usize,
@@ -49,6 +67,7 @@ fn torch_step(
         .args(["--batch", &batch.to_string()])
         .args(["--threads", &threads.to_string()])
         .args(["--steps", &steps.to_string()])
+        .args(["--device", torch_device(spec)])
         .output()
         .ok()?;
     if !out.status.success() {
@@ -71,8 +90,14 @@ fn best(v: Vec<f64>) -> f64 {
     v.into_iter().fold(f64::NAN, f64::min)
 }
 
-/// Fastest step time and fastest phase times of our SAEHD step.
-fn our_step(archi: &str, res: usize, batch: usize, steps: usize) -> Result<(f64, StepTimings)> {
+/// Fastest step time and fastest phase times of our SAEHD step on `spec`.
+fn our_step(
+    spec: DeviceSpec,
+    archi: &str,
+    res: usize,
+    batch: usize,
+    steps: usize,
+) -> Result<(f64, StepTimings)> {
     let options = SaehdOptions {
         archi: archi.parse()?,
         resolution: res,
@@ -80,7 +105,7 @@ fn our_step(archi: &str, res: usize, batch: usize, steps: usize) -> Result<(f64,
         batch_size: batch,
         ..SaehdOptions::default()
     };
-    let mut model = Saehd::new(options, DeviceSpec::Cpu, 0)?;
+    let mut model = Saehd::new(options, spec, 0)?;
     let data = dfl_nn::synthetic::batch(batch, res, 1, &burn::tensor::Device::flex());
     model.train_step(&data)?;
     let mut totals = Vec::new();
@@ -126,25 +151,32 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
         }
         v
     };
+    // On a GPU the thread count only drives the host side.
+    let where_ = if ctx.device.is_host() {
+        format!("{threads} thr")
+    } else {
+        ctx.device.to_string()
+    };
     let progress = ui.progress();
     dfl_core::Progress::start(&progress, "nn train steps", Some(configs.len() as u64));
     let mut figures = Vec::new();
     for (i, &(archi, res, batch)) in configs.iter().enumerate() {
-        let (ms, phases) = pool.install(|| our_step(archi, res, batch, steps))?;
-        let torch = torch_step(archi, res, batch, threads, steps);
+        let (ms, phases) = pool.install(|| our_step(ctx.device, archi, res, batch, steps))?;
+        let torch = torch_step(ctx.device, archi, res, batch, threads, steps);
         let reference = torch
             .as_ref()
-            .map(|t| (format!("PyTorch {} ({threads} thr)", t.torch), t.ms));
+            .map(|t| (format!("PyTorch {} ({where_})", t.torch), t.ms));
         figures.push(Figure {
-            name: format!("SAEHD {archi} {res}px batch {batch} train step ({threads} thr)"),
+            name: format!("SAEHD {archi} {res}px batch {batch} train step ({where_})"),
             unit: "ms",
             ours: ms,
             better: Better::Lower,
             goal: reference.as_ref().map(|_| 1.0),
             reference,
         });
-        // Phase breakdown for the first configuration.
-        if i == 0 {
+        // Phase breakdown for the first configuration (host only: on a GPU the phases are
+        // queued asynchronously, so their wall times say nothing).
+        if i == 0 && ctx.device.is_host() {
             let phase_list: [(&str, f64, Option<f64>); 3] = [
                 (
                     "forward+loss",
@@ -192,7 +224,7 @@ fn predict_and_checkpoint(ctx: &Ctx, archi: &str, res: usize) -> Result<Vec<Figu
         gan_patch_size: res / 8,
         ..SaehdOptions::default()
     };
-    let model = Saehd::new(options.clone(), DeviceSpec::Cpu, 0)?;
+    let model = Saehd::new(options.clone(), ctx.device, 0)?;
     let faces = dfl_nn::synthetic::batch(8, res, 2, &burn::tensor::Device::flex()).target_dst;
     let runs = if ctx.quick { 1 } else { 3 };
     let t = median_time(runs, || {
@@ -206,7 +238,7 @@ fn predict_and_checkpoint(ctx: &Ctx, archi: &str, res: usize) -> Result<Vec<Figu
         Ok(())
     })?;
     let load = median_time(runs, || {
-        Saehd::load(&dir, DeviceSpec::Cpu, Some(&options))?;
+        Saehd::load(&dir, ctx.device, Some(&options))?;
         Ok(())
     })?;
     let size: u64 = dir
@@ -231,7 +263,10 @@ fn predict_and_checkpoint(ctx: &Ctx, archi: &str, res: usize) -> Result<Vec<Figu
     };
     Ok(vec![
         plain(
-            format!("SAEHD {archi} {res}px predict (merge), batch 8"),
+            format!(
+                "SAEHD {archi} {res}px predict (merge), batch 8, {}",
+                ctx.device
+            ),
             "faces/s",
             8.0 / t.as_secs_f64(),
             Better::Higher,
