@@ -53,7 +53,8 @@ pub struct ExtractArgs {
     /// the same output folder.
     #[arg(long, default_value = "0/1")]
     pub shard: Shard,
-    /// Where the nets run: cpu, or a GPU this build supports (cuda:N, vulkan:N, ...).
+    /// Where the nets run: cpu, or a GPU this build supports (vulkan: the best adapter;
+    /// vulkan:N, cuda:N, ...).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Delete the aligned faces already in --output (and <output>_debug) and start over.

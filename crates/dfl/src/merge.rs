@@ -61,7 +61,8 @@ pub struct MergeArgs {
     /// the same output folder.
     #[arg(long, default_value = "0/1")]
     pub shard: Shard,
-    /// Where the networks run: cpu, or a GPU this build supports (cuda:N, vulkan:N, ...).
+    /// Where the networks run: cpu, or a GPU this build supports (vulkan: the best adapter;
+    /// vulkan:N, cuda:N, ...).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Faces per network call.

@@ -60,7 +60,8 @@ pub struct CommonArgs {
     /// `preview.request` in the model folder asks for one at any time).
     #[arg(long, default_value_t = 0)]
     pub preview_every: u64,
-    /// Where the nets run: cpu, or a GPU this build supports (cuda:N, vulkan:N, ...).
+    /// Where the nets run: cpu, or a GPU this build supports (vulkan: the best adapter;
+    /// vulkan:N, cuda:N, ...).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Seed of a new model's weights and of the sample augmentation.
