@@ -152,10 +152,10 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
         v
     };
     // On a GPU the thread count only drives the host side.
-    let where_ = if ctx.device.is_host() {
-        format!("{threads} thr")
+    let (where_, torch_where) = if ctx.device.is_host() {
+        (format!("{threads} thr"), format!("{threads} thr"))
     } else {
-        ctx.device.to_string()
+        (ctx.device.to_string(), torch_device(ctx.device).to_string())
     };
     let progress = ui.progress();
     dfl_core::Progress::start(&progress, "nn train steps", Some(configs.len() as u64));
@@ -165,7 +165,7 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
         let torch = torch_step(ctx.device, archi, res, batch, threads, steps);
         let reference = torch
             .as_ref()
-            .map(|t| (format!("PyTorch {} ({where_})", t.torch), t.ms));
+            .map(|t| (format!("PyTorch {} ({torch_where})", t.torch), t.ms));
         figures.push(Figure {
             name: format!("SAEHD {archi} {res}px batch {batch} train step ({where_})"),
             unit: "ms",
