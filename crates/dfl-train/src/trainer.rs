@@ -665,6 +665,8 @@ pub fn train(
     stop: &AtomicBool,
 ) -> Result<TrainReport> {
     let dir = req.model_dir.clone();
+    // A GPU that cannot be opened is refused before a new model folder is created.
+    req.device.device()?;
     fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     let _lock = lock_folder(&dir)?;
     let stored = model_dir::stored_state(&dir)?;

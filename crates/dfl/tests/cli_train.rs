@@ -54,6 +54,11 @@ fn train_resume_refuse_and_describe() {
     let s = Scratch::new("train-resume");
     let model = s.path("m");
     let f = faces();
+    // A device this build cannot open is refused before the new model folder exists.
+    let refused = dfl(&train_args(&model, &f, &["--device", "rocm:0"]));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("rocm:0"), "{err}");
+    assert!(!Path::new(&model).exists());
     let config = s.path("opts.toml");
     std::fs::write(&config, "archi = \"df\"\nrandom_src_flip = true\n").unwrap();
     let mut args = train_args(&model, &f, &TINY);
