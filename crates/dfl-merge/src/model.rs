@@ -12,12 +12,14 @@ use crate::error::{MergeError, Result};
 use burn::tensor::Device;
 use dfl_image::Image;
 use dfl_nn::checkpoint::STATE_FILE;
+use dfl_nn::hostconv::KernelCache;
 use dfl_nn::options::FaceType as NnFaceType;
 use dfl_nn::xseg_model::XSegModel;
 use dfl_nn::{CheckpointDir, DeviceSpec, Quick96, Saehd};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Name of the XSeg sub-folder of a model folder.
 pub const XSEG_DIR: &str = "xseg";
@@ -54,6 +56,8 @@ pub struct MergeModel {
     device: Device,
     /// Runs on the CPU (batches are then split across worker threads).
     cpu: bool,
+    /// Transformed convolution kernels of the fixed weights, made on first use.
+    kernels: Arc<KernelCache>,
 }
 
 impl std::fmt::Debug for MergeModel {
@@ -243,6 +247,7 @@ impl MergeModel {
             spec: face_spec,
             device: spec.device()?,
             cpu: matches!(spec, DeviceSpec::Cpu),
+            kernels: Arc::default(),
         })
     }
 
@@ -279,10 +284,10 @@ impl MergeModel {
         let r = self.spec.resolution;
         let input = to_nchw(chunk, r, 3)?;
         let t = dfl_nn::host::tensor4(input, [chunk.len(), 3, r, r], &self.device)?;
-        let (face, prd_mask, dst_mask) = match &self.net {
-            Net::Saehd(m) => m.predict(t)?,
-            Net::Quick96(m) => m.predict(t)?,
-        };
+        let (face, prd_mask, dst_mask) = self.kernels.scope(|| match &self.net {
+            Net::Saehd(m) => m.predict(t),
+            Net::Quick96(m) => m.predict(t),
+        })?;
         let faces = from_nchw(dfl_nn::host::values(face), chunk.len(), 3, r)?;
         let prd = from_nchw(dfl_nn::host::values(prd_mask), chunk.len(), 1, r)?;
         let dst = from_nchw(dfl_nn::host::values(dst_mask), chunk.len(), 1, r)?;
@@ -351,6 +356,8 @@ pub struct XSegMasker {
     model: XSegModel,
     path: PathBuf,
     device: Device,
+    /// Transformed convolution kernels of the fixed weights, made on first use.
+    kernels: Arc<KernelCache>,
 }
 
 impl std::fmt::Debug for XSegMasker {
@@ -382,6 +389,7 @@ impl XSegMasker {
             model: XSegModel::load(&CheckpointDir::new(dir, 0), spec)?,
             path: dir.to_path_buf(),
             device: spec.device()?,
+            kernels: Arc::default(),
         })
     }
 
@@ -391,6 +399,7 @@ impl XSegMasker {
             model,
             path: path.to_path_buf(),
             device: spec.device()?,
+            kernels: Arc::default(),
         })
     }
 
@@ -412,7 +421,7 @@ impl XSegMasker {
         for chunk in images.chunks(batch.max(1)) {
             let t =
                 dfl_nn::host::tensor4(to_nchw(chunk, s, 3)?, [chunk.len(), 3, s, s], &self.device)?;
-            let m = self.model.extract(t)?;
+            let m = self.kernels.scope(|| self.model.extract(t))?;
             out.extend(from_nchw(dfl_nn::host::values(m), chunk.len(), 1, s)?);
         }
         Ok(out)

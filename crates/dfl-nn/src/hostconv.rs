@@ -21,8 +21,10 @@ use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 mod winograd;
 
@@ -62,6 +64,92 @@ pub fn cpu_conv() -> CpuConv {
         1 => CpuConv::Im2col,
         2 => CpuConv::WinogradF2,
         _ => CpuConv::Winograd,
+    }
+}
+
+/// Winograd-transformed kernels of weights that stay fixed (a model loaded for merging), kept
+/// between calls: with the transform paid once, Winograd pays on small maps too (Quick96's
+/// 12x12 and 24x24 decoder layers), see [`KernelCache::scope`]. Holds up to
+/// [`KernelCache::MAX_ENTRIES`] kernels of up to 4x the memory of the weights they replace.
+#[derive(Default)]
+pub struct KernelCache {
+    entries: Mutex<HashMap<KernelKey, CachedKernels>>,
+}
+
+/// Address and length of a weight buffer, and the algorithm's planes.
+type KernelKey = (usize, usize, usize);
+
+/// One cached transform and the weight tensor it was made from: holding the tensor keeps its
+/// buffer alive and shared (burn-flex copies shared buffers on write), so the buffer's address
+/// names the same values for as long as the entry lives.
+struct CachedKernels {
+    _weight: FlexTensor,
+    u: Arc<Vec<f32>>,
+}
+
+thread_local! {
+    /// The cache of the [`KernelCache::scope`] running on this thread, if any.
+    static ACTIVE_CACHE: RefCell<Option<Arc<KernelCache>>> = const { RefCell::new(None) };
+}
+
+impl KernelCache {
+    /// Most kernels kept: a network whose weights are rebuilt at every call (a concatenated
+    /// kernel) stops adding entries here instead of growing without bound.
+    pub const MAX_ENTRIES: usize = 256;
+
+    /// Runs `f` with this cache serving the convolutions that run on the calling thread
+    /// without autodiff. The caller promises that the weights seen inside `f` are not changed
+    /// while the cache lives (burn tensors are immutable values; a trained model's new
+    /// weights are new buffers, so this holds for any module that is only read).
+    pub fn scope<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        /// Puts the previous cache back, also when `f` panics.
+        struct Restore(Option<Arc<KernelCache>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                ACTIVE_CACHE.set(self.0.take());
+            }
+        }
+        let _restore = Restore(ACTIVE_CACHE.replace(Some(Arc::clone(self))));
+        f()
+    }
+
+    /// Number of kernels held (tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no kernel is held yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The transformed kernels of `weight` (contiguous f32, `[o, c, 3, 3]`) for `var`,
+    /// computed on first use.
+    fn kernels(
+        &self,
+        var: &Variant,
+        weight: &FlexTensor,
+        o: usize,
+        c: usize,
+    ) -> Option<Arc<Vec<f32>>> {
+        let w = weight.as_slice::<f32>()?;
+        let key = (w.as_ptr() as usize, w.len(), var.planes());
+        let lock = || self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = lock().get(&key) {
+            return Some(Arc::clone(&e.u));
+        }
+        let u = Arc::new(winograd::kernels(var, w, o, c, false));
+        let mut entries = lock();
+        if entries.len() < Self::MAX_ENTRIES {
+            entries.entry(key).or_insert_with(|| CachedKernels {
+                _weight: weight.clone(),
+                u: Arc::clone(&u),
+            });
+        }
+        Some(u)
     }
 }
 
@@ -336,6 +424,7 @@ fn forward(
     bias: &[f32],
     tile: usize,
     winograd: Option<&Variant>,
+    cached: Option<&[f32]>,
 ) -> Option<Vec<f32>> {
     let (oh, ow) = s.out_hw()?;
     let (chw, ckk, plane) = (s.c * s.h * s.w, s.ckk(), oh * ow);
@@ -348,7 +437,14 @@ fn forward(
     }
     let par = s.n < rayon::current_num_threads();
     if let Some(var) = winograd {
-        let u = winograd::kernels(var, weight, s.o, s.c, false);
+        let owned;
+        let u = match cached {
+            Some(u) if u.len() == var.planes() * s.o * s.c => u,
+            _ => {
+                owned = winograd::kernels(var, weight, s.o, s.c, false);
+                &owned
+            }
+        };
         // The images in one group per thread: their tiles form the products' columns.
         let threads = rayon::current_num_threads().max(1);
         let per = s.n.div_ceil(threads.min(s.n).max(1));
@@ -357,7 +453,7 @@ fn forward(
             .for_each(|(y, x)| {
                 with_scratch(|[v, m]| {
                     let dims = (s.c, s.h, s.w, s.o);
-                    winograd::conv_images(var, dims, x, &u, Some(bias), y, [v, m], tile, par)
+                    winograd::conv_images(var, dims, x, u, Some(bias), y, [v, m], tile, par)
                 })
             });
         return Some(out);
@@ -615,14 +711,36 @@ fn host_conv2d(
         };
         return Some(Tensor::from_primitive::<Autodiff<Flex>>(y));
     }
-    let y = flex_forward(
+    let x = x.clone().try_into_primitive::<Flex>().ok()?.to_contiguous();
+    let w = weight
+        .clone()
+        .try_into_primitive::<Flex>()
+        .ok()?
+        .to_contiguous();
+    let b = bias
+        .clone()
+        .try_into_primitive::<Flex>()
+        .ok()?
+        .to_contiguous();
+    let (oh, ow) = s.out_hw()?;
+    let cache = ACTIVE_CACHE.with_borrow(|c| c.clone());
+    let (winograd, u) = match (&cache, conv) {
+        (Some(cache), CpuConv::WinogradF2 | CpuConv::Winograd) => {
+            let var = winograd::pick_frozen(&s, conv == CpuConv::Winograd);
+            (var, var.and_then(|v| cache.kernels(v, &w, s.o, s.c)))
+        }
+        _ => (winograd, None),
+    };
+    let y = forward(
         &s,
-        x.clone().try_into_primitive::<Flex>().ok()?,
-        weight.clone().try_into_primitive::<Flex>().ok()?,
-        bias.clone().try_into_primitive::<Flex>().ok()?,
+        x.as_slice()?,
+        w.as_slice()?,
+        b.as_slice()?,
+        TILE_FLOATS,
         winograd,
+        u.as_ref().map(|u| u.as_slice()),
     )?;
-    Some(Tensor::from_primitive::<Flex>(y))
+    Some(Tensor::from_primitive::<Flex>(flex(y, [s.n, s.o, oh, ow])))
 }
 
 fn flex_forward(
@@ -640,6 +758,7 @@ fn flex_forward(
         b.as_slice()?,
         TILE_FLOATS,
         winograd,
+        None,
     )?;
     let (oh, ow) = s.out_hw()?;
     Some(flex(y, [s.n, s.o, oh, ow]))
@@ -881,10 +1000,10 @@ mod tests {
             let b = host(random([s.o], &dev));
             let dy = host(random([s.n, s.o, oh, ow], &dev));
             let small = s.c * s.k * s.k * ow; // one output row per tile
-            let whole = forward(&s, &x, &w, &b, TILE_FLOATS, auto(&s)).unwrap();
+            let whole = forward(&s, &x, &w, &b, TILE_FLOATS, auto(&s), None).unwrap();
             assert_close(
                 "tiled forward",
-                &forward(&s, &x, &w, &b, small, auto(&s)).unwrap(),
+                &forward(&s, &x, &w, &b, small, auto(&s), None).unwrap(),
                 &whole,
                 1e-5,
             );
@@ -923,7 +1042,7 @@ mod tests {
         };
         assert_eq!(bad.out_hw(), None);
         assert!(
-            forward(&SHAPES[0], &[0.0; 3], &[], &[], TILE_FLOATS, None).is_none(),
+            forward(&SHAPES[0], &[0.0; 3], &[], &[], TILE_FLOATS, None, None).is_none(),
             "short buffers are refused"
         );
     }
@@ -955,7 +1074,7 @@ mod tests {
             let wt = host(random([o, c, 3, 3], &dev));
             let b = host(random([o], &dev));
             let dy = host(random([n, o, h, w], &dev));
-            let direct = forward(&s, &x, &wt, &b, TILE_FLOATS, None).unwrap();
+            let direct = forward(&s, &x, &wt, &b, TILE_FLOATS, None, None).unwrap();
             let direct_g = backward(&s, &x, &wt, &dy, [true; 3], TILE_FLOATS, None).unwrap();
             for (var, tile) in [
                 (&winograd::F2, TILE_FLOATS),
@@ -963,7 +1082,7 @@ mod tests {
                 (&winograd::F2, 1),
                 (&winograd::F4, 1),
             ] {
-                let wino = forward(&s, &x, &wt, &b, tile, Some(var)).unwrap();
+                let wino = forward(&s, &x, &wt, &b, tile, Some(var), None).unwrap();
                 let tol = |direct| bound(Some(var), direct);
                 assert_close(
                     &format!("winograd forward {s:?}"),
@@ -1004,5 +1123,115 @@ mod tests {
             ConvOptions::new([s.stride; 2], [s.pad; 2], [1, 1], 1),
         );
         assert_close("inference", &host(ours), &host(reference), 1e-5);
+    }
+    /// Inside a [`KernelCache`] scope, a small map with frozen weights takes F(4x4) with the
+    /// kernels transformed once (the default pick would run im2col there), and the result
+    /// still equals burn's convolution.
+    #[test]
+    fn cached_kernels_match_burn() {
+        let dev = Device::flex();
+        let s = ConvShape {
+            n: 2,
+            c: 32,
+            h: 12,
+            w: 10,
+            o: 40,
+            k: 3,
+            stride: 1,
+            pad: 1,
+        };
+        assert!(auto(&s).is_none());
+        assert!(winograd::pick_frozen(&s, true).is_some_and(|v| std::ptr::eq(v, &winograd::F4)));
+        let x = random([s.n, s.c, s.h, s.w], &dev);
+        let w = random([s.o, s.c, s.k, s.k], &dev);
+        let b = random([s.o], &dev);
+        let reference = host(burn_conv2d(
+            x.clone(),
+            w.clone(),
+            Some(b.clone()),
+            ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+        ));
+        let cache = Arc::new(KernelCache::default());
+        for round in 0..2 {
+            let y = cache.scope(|| conv2d(x.clone(), w.clone(), b.clone(), 1, 1));
+            assert_close(
+                "cached F(4x4)",
+                &host(y),
+                &reference,
+                bound(Some(&winograd::F4), 0.0),
+            );
+            assert_eq!(cache.len(), 1, "one kernel cached, reused in round {round}");
+        }
+        // Outside the scope nothing is cached and the default pick runs.
+        let y = conv2d(x, w, b, 1, 1);
+        assert_close("uncached", &host(y), &reference, 1e-5);
+        assert_eq!(cache.len(), 1);
+    }
+
+    /// Timing probe (ignored): forward of Quick96's decoder shapes on one thread, im2col
+    /// against F(2x2) and F(4x4) with the kernels transformed beforehand.
+    #[test]
+    #[ignore]
+    fn profile_inference_shapes() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for n in [4, 8] {
+                for (c, o, hw) in [
+                    (512, 512, 12),
+                    (512, 1024, 12),
+                    (256, 256, 24),
+                    (256, 512, 24),
+                    (128, 128, 48),
+                    (128, 2048, 6),
+                    (256, 2048, 6),
+                    (128, 256, 12),
+                    (128, 512, 6),
+                    (64, 128, 24),
+                    (512, 512, 8),
+                    (256, 256, 16),
+                    (128, 128, 32),
+                ] {
+                    let s = ConvShape {
+                        n,
+                        c,
+                        h: hw,
+                        w: hw,
+                        o,
+                        k: 3,
+                        stride: 1,
+                        pad: 1,
+                    };
+                    let dev = Device::flex();
+                    let x = host(random([s.n, c, hw, hw], &dev));
+                    let w = host(random([o, c, 3, 3], &dev));
+                    let b = vec![0.0f32; o];
+                    let time = |f: &dyn Fn()| {
+                        f();
+                        (0..5)
+                            .map(|_| {
+                                let t = std::time::Instant::now();
+                                f();
+                                t.elapsed().as_secs_f64() * 1e3
+                            })
+                            .fold(f64::MAX, f64::min)
+                    };
+                    let im = time(&|| {
+                        forward(&s, &x, &w, &b, TILE_FLOATS, None, None);
+                    });
+                    let mut line = format!("n{n} {c}->{o} @{hw}: im2col {im:.2} ms");
+                    for (name, v) in [("F2", &winograd::F2), ("F4", &winograd::F4)] {
+                        let u = winograd::kernels(v, &w, o, c, false);
+                        let all = time(&|| {
+                            forward(&s, &x, &w, &b, TILE_FLOATS, Some(v), Some(&u));
+                        });
+                        line += &format!(", {name} {all:.2} ({:.2}x)", im / all);
+                    }
+                    eprintln!("{line}");
+                }
+            }
+        });
     }
 }

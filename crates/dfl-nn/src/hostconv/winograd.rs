@@ -107,6 +107,23 @@ pub(super) fn pick(s: &super::ConvShape, f4: bool) -> Option<&'static Variant> {
     }
 }
 
+/// [`pick`] for frozen weights whose transformed kernels are cached between calls
+/// ([`super::KernelCache`]), so the transform costs nothing per call: F(4x4) on maps of 8 px
+/// and more, F(2x2) on 6 and 7 px, else none. Measured on one thread at batch 4 and 8 (the
+/// merger's per-thread batches), cached kernels against im2col: F(4x4) 1.8-3.1x on Quick96's
+/// and SAEHD's 8-48 px decoder layers (F(2x2) 1.2-2.3x there); at 6 px F(2x2) 1.2-2.3x and
+/// F(4x4) 0.8-1.5x (most of its 8x8 tiles are padding).
+pub(super) fn pick_frozen(s: &super::ConvShape, f4: bool) -> Option<&'static Variant> {
+    if !(s.k == 3 && s.stride == 1 && s.pad == 1 && s.c.min(s.o) >= 32) {
+        return None;
+    }
+    match s.h.min(s.w) {
+        8.. if f4 => Some(&F4),
+        6.. => Some(&F2),
+        _ => None,
+    }
+}
+
 /// A band's transforms (every plane of every input and output channel) may take this many
 /// im2col tiles (`tile` floats each) of scratch: F(4x4) holds 36 planes, and at 1,280
 /// channels one tile would leave its products 16 columns wide, where they run at a fraction
