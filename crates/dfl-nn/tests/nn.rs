@@ -724,3 +724,39 @@ fn profile_conv_layer() {
         );
     }
 }
+
+/// Profiling probe (ignored): Quick96 merge-time prediction in a kernel cache, 4 faces per
+/// call on each of the pool's threads, for `perf record`.
+#[test]
+#[ignore]
+fn profile_quick96_predict() {
+    use dfl_nn::hostconv::KernelCache;
+    use rayon::prelude::*;
+    use std::sync::Arc;
+    let m = Quick96::new(DeviceSpec::Cpu, 0).unwrap();
+    let dev = Device::flex();
+    let cache = Arc::new(KernelCache::default());
+    let per: usize = std::env::var("PER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let run = || {
+        (0..rayon::current_num_threads())
+            .into_par_iter()
+            .for_each(|_| {
+                let x = Tensor::<4>::zeros([per, 3, 96, 96], &dev) + 0.5;
+                cache.scope(|| m.predict(x).unwrap());
+            })
+    };
+    run();
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        run();
+    }
+    let faces = rounds * per * rayon::current_num_threads();
+    eprintln!("{:.1} faces/s", faces as f64 / t.elapsed().as_secs_f64());
+}
