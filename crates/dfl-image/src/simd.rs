@@ -1,51 +1,9 @@
-//! Hot inner loops compiled twice: for the baseline CPU and, on x86-64, with AVX2 + FMA,
-//! chosen at run time. The loops are plain Rust written so the compiler vectorises them;
-//! `FMA = true` turns `a + w * x` into fused multiply-adds.
-//!
-//! The portable build is what every other target runs; `tests` check both agree.
+//! dfl-image's hot inner loops, compiled for the baseline CPU and for AVX2 + FMA (the
+//! machinery is `dfl_core::simd`). The portable build is what every other target runs;
+//! `tests` check both agree.
 
-/// `acc + w * x`, fused when the FMA build is compiled.
-#[inline(always)]
-pub(crate) fn madd<const FMA: bool>(acc: f32, w: f32, x: f32) -> f32 {
-    if FMA { x.mul_add(w, acc) } else { acc + w * x }
-}
-
-/// Whether the AVX2 + FMA builds may run on this CPU.
-#[inline]
-pub(crate) fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Defines `$name(args)` that runs `$body_fn::<true>(args)` compiled for AVX2 + FMA when the
-/// CPU has them, else `$body_fn::<false>(args)` for the baseline.
-macro_rules! multiversion {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident / $avx:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        $(#[$meta])*
-        fn $avx($($arg: $ty),*) {
-            $body::<true>($($arg),*)
-        }
-
-        $(#[$meta])*
-        $vis fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            if $crate::simd::has_avx2_fma() {
-                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-                return unsafe { $avx($($arg),*) };
-            }
-            $body::<false>($($arg),*)
-        }
-    };
-}
-pub(crate) use multiversion;
+pub(crate) use dfl_core::multiversion;
+pub(crate) use dfl_core::simd::{has_avx2_fma, madd};
 
 /// `out[i] (+)= sum_k w[k] * src[i + k * step]` (a row correlation over a padded row; with
 /// `add` the sum is added to `out`). `src` must hold at least

@@ -279,6 +279,17 @@ impl MergeModel {
         Ok(parts.into_iter().flatten().collect())
     }
 
+    /// Faces that [`Self::predict`] turns into full calls of `batch` faces on every worker:
+    /// `batch` times the CPU threads on the CPU, `batch` on a GPU.
+    pub fn round_size(&self, batch: usize) -> usize {
+        let batch = batch.max(1);
+        if self.cpu {
+            batch * rayon::current_num_threads().max(1)
+        } else {
+            batch
+        }
+    }
+
     /// One network call for `chunk`.
     fn predict_batch(&self, chunk: &[&Image]) -> Result<Vec<Prediction>> {
         let r = self.spec.resolution;

@@ -13,6 +13,7 @@
 //! tiles is `[planes][channels][tiles]` with `planes = (m + 2)^2`.
 
 use super::{Mat, matmul};
+use dfl_core::simd::madd;
 use rayon::prelude::*;
 
 /// One Winograd algorithm F(m x m, 3 x 3): its transform matrices (`n = m + 2` points).
@@ -130,34 +131,49 @@ pub(super) fn pick_frozen(s: &super::ConvShape, f4: bool) -> Option<&'static Var
 /// of their speed.
 const BAND_TILES: usize = 8;
 
+/// Values per row of the output transform: output channels are transformed together in
+/// groups of about this many values (channels x tiles of the band).
+const GROUP_FLOATS: usize = 1024;
+
 /// Most points of a side (F(4x4)): the size of the fixed arrays of row slices below.
 const MAX_N: usize = 6;
 
-/// `dst = sum_k coef[k] * src[k]`, skipping zero coefficients (every `src` as long as `dst`).
-fn combine(dst: &mut [f32], coef: &[f32], src: &[&[f32]]) {
-    let mut first = true;
+/// `dst = sum_k coef[k] * src[k]`, skipping zero coefficients (every `src` at least as long
+/// as `dst`), in one pass over `dst`; compiled for AVX2 + FMA where the CPU has them (every
+/// Winograd transform is made of these).
+#[inline(always)]
+fn combine_body<const FMA: bool>(dst: &mut [f32], coef: &[f32], src: &[&[f32]]) {
+    /// Outputs summed in registers at a time: two AVX registers per term.
+    const B: usize = 16;
+    let len = dst.len();
+    let mut terms: [(f32, &[f32]); MAX_N] = [(0.0, &[]); MAX_N];
+    let mut count = 0;
     for (&k, s) in coef.iter().zip(src) {
-        if k == 0.0 {
-            continue;
+        if k != 0.0 && count < MAX_N {
+            terms[count] = (k, &s[..len]);
+            count += 1;
         }
-        let it = dst.iter_mut().zip(s.iter());
-        if first && k == 1.0 {
-            it.for_each(|(d, s)| *d = *s);
-        } else if first {
-            it.for_each(|(d, s)| *d = k * s);
-        } else if k == 1.0 {
-            it.for_each(|(d, s)| *d += s);
-        } else if k == -1.0 {
-            it.for_each(|(d, s)| *d -= s);
-        } else {
-            it.for_each(|(d, s)| *d += k * s);
-        }
-        first = false;
     }
-    if first {
-        dst.fill(0.0);
+    let terms = &terms[..count];
+    let full = len / B * B;
+    for (i, d) in dst[..full].chunks_exact_mut(B).enumerate() {
+        let mut acc = [0.0f32; B];
+        for &(k, s) in terms {
+            for (a, &v) in acc.iter_mut().zip(&s[i * B..][..B]) {
+                *a = madd::<FMA>(*a, k, v);
+            }
+        }
+        d.copy_from_slice(&acc);
+    }
+    for (j, d) in dst.iter_mut().enumerate().skip(full) {
+        *d = terms.iter().fold(0.0, |a, &(k, s)| madd::<FMA>(a, k, s[j]));
     }
 }
+
+dfl_core::multiversion!(
+    /// See [`combine_body`].
+    fn combine / combine_avx2 => combine_body(dst: &mut [f32], coef: &[f32], src: &[&[f32]])
+);
 
 /// Column `j` of `A^T` (row `j` of `A`): the coefficients that take a quantity on the output
 /// tile back to transformed position `j`.
@@ -256,40 +272,49 @@ pub(super) fn conv_images(
                 par,
             );
         }
-        cols.resize(n * tb, 0.0);
-        phase.resize(m * tb, 0.0);
-        for oo in 0..o {
-            let b = bias.map_or(0.0, |b| b[oo]);
+        // Output channels in groups whose planes are contiguous runs of `len` values in `mt`:
+        // long rows for the transforms, few calls, and a working set that stays in cache.
+        let group = (GROUP_FLOATS / tb).clamp(1, o);
+        cols.resize(n * group * tb, 0.0);
+        phase.resize(m * group * tb, 0.0);
+        for o0 in (0..o).step_by(group) {
+            let gl = group.min(o - o0);
+            let len = gl * tb;
             let tiles: [&[f32]; MAX_N * MAX_N] = std::array::from_fn(|e| {
                 if e < planes {
-                    &mt[(e * o + oo) * tb..][..tb]
+                    &mt[(e * o + o0) * tb..][..len]
                 } else {
                     &[]
                 }
             });
             for (r, a_r) in v.at.iter().enumerate() {
-                for (j, col) in cols.chunks_exact_mut(tb).enumerate() {
+                for (j, col) in cols.chunks_exact_mut(len).take(n).enumerate() {
                     let src: [&[f32]; MAX_N] =
                         std::array::from_fn(|i| tiles[(i * n + j).min(planes - 1)]);
                     combine(col, a_r, &src[..n]);
                 }
                 let mut src: [&[f32]; MAX_N] = [&[]; MAX_N];
-                for (s, col) in src.iter_mut().zip(cols.chunks_exact(tb)) {
+                for (s, col) in src.iter_mut().zip(cols.chunks_exact(len)) {
                     *s = col;
                 }
-                for (q, ph) in phase.chunks_exact_mut(tb).enumerate() {
+                for (q, ph) in phase.chunks_exact_mut(len).take(m).enumerate() {
                     combine(ph, v.at[q], &src[..n]);
                 }
                 // Interleave the phases into output row m ty + r of every tile row.
-                for (bi, row_index) in band.clone().enumerate() {
-                    let (img, ty) = (row_index / th, row_index % th);
-                    if m * ty + r >= h {
-                        continue;
-                    }
-                    let yrow = &mut y[((img * o + oo) * h + m * ty + r) * w..][..w];
-                    for (tx, out) in yrow.chunks_mut(m).enumerate() {
-                        for (q, val) in out.iter_mut().enumerate() {
-                            *val = phase[q * tb + bi * tw + tx] + b;
+                for gi in 0..gl {
+                    let oo = o0 + gi;
+                    let b = bias.map_or(0.0, |b| b[oo]);
+                    for (bi, row_index) in band.clone().enumerate() {
+                        let (img, ty) = (row_index / th, row_index % th);
+                        if m * ty + r >= h {
+                            continue;
+                        }
+                        let yrow = &mut y[((img * o + oo) * h + m * ty + r) * w..][..w];
+                        let at = gi * tb + bi * tw;
+                        for (tx, out) in yrow.chunks_mut(m).enumerate() {
+                            for (q, val) in out.iter_mut().enumerate() {
+                                *val = phase[q * len + at + tx] + b;
+                            }
                         }
                     }
                 }
@@ -340,23 +365,31 @@ fn transform_inputs(
     let (m, n) = (var.m, var.n());
     let (th, tw) = (h.div_ceil(m), w.div_ceil(m));
     let (nb, tb) = (band.len(), band.len() * tw);
-    // Input row i of every tile row of the band, split into m phases: phase k of tile row bi
-    // at `k * run + bi * (tw + 1)`, holding columns m t + k - 1 (zero outside the plane), so
-    // tile tx reads phases 0..m at tx and phases 0..2 at tx + 1.
-    let run = nb * (tw + 1);
+    // Input channels go in groups: slot `s = g * nb + bi` stands for tile row bi of the
+    // group's channel g, so the transforms run over long rows with few calls.
+    let group = (GROUP_FLOATS / (nb * (tw + 1))).clamp(1, c.max(1));
+    // Input row i of every slot, split into m phases: phase k of slot s at `k * run + s *
+    // (tw + 1)`, holding columns m t + k - 1 (zero outside the plane), so tile tx reads
+    // phases 0..m at tx and phases 0..2 at tx + 1 (never past its slot).
+    let run = group * nb * (tw + 1);
     let len = m * run;
     rows.resize(2 * n * len + run, 0.0);
     let (raw, rest) = rows.split_at_mut(n * len);
     let (bt, tmp) = rest.split_at_mut(n * len);
-    for ci in 0..c {
+    for c0 in (0..c).step_by(group) {
+        let gl = group.min(c - c0);
+        let (run, len) = (gl * nb * (tw + 1), m * gl * nb * (tw + 1));
+        let (raw, bt) = (&mut raw[..n * len], &mut bt[..n * len]);
         raw.fill(0.0);
-        for (bi, row_index) in band.clone().enumerate() {
-            let (img, ty) = (row_index / th, row_index % th);
-            let plane = &x[(img * c + ci) * h * w..][..h * w];
-            for i in 0..n {
-                if let Some(yy) = (m * ty + i).checked_sub(1).filter(|&yy| yy < h) {
-                    let out = &mut raw[i * len + bi * (tw + 1)..];
-                    split_phases(&plane[yy * w..][..w], m, run, 1, out);
+        for g in 0..gl {
+            for (bi, row_index) in band.clone().enumerate() {
+                let (img, ty) = (row_index / th, row_index % th);
+                let plane = &x[(img * c + c0 + g) * h * w..][..h * w];
+                let slot = (g * nb + bi) * (tw + 1);
+                for i in 0..n {
+                    if let Some(yy) = (m * ty + i).checked_sub(1).filter(|&yy| yy < h) {
+                        split_phases(&plane[yy * w..][..w], m, run, 1, &mut raw[i * len + slot..]);
+                    }
                 }
             }
         }
@@ -379,9 +412,12 @@ fn transform_inputs(
             });
             for (j, coef) in var.bt.iter().enumerate() {
                 combine(&mut tmp[..run - 1], coef, &cols[..n]);
-                let dst = &mut v[((i * n + j) * c + ci) * tb..][..tb];
-                for (d, s) in dst.chunks_exact_mut(tw).zip(tmp.chunks(tw + 1)) {
-                    d.copy_from_slice(&s[..tw]);
+                for g in 0..gl {
+                    let dst = &mut v[((i * n + j) * c + c0 + g) * tb..][..tb];
+                    let src = &tmp[g * nb * (tw + 1)..];
+                    for (d, s) in dst.chunks_exact_mut(tw).zip(src.chunks(tw + 1)) {
+                        d.copy_from_slice(&s[..tw]);
+                    }
                 }
             }
         }
@@ -511,6 +547,52 @@ fn split_phases(src: &[f32], m: usize, stride: usize, shift: usize, out: &mut [f
         if k == m {
             k = 0;
             t += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 + FMA build of [`combine`] (where the CPU runs it) equals the portable one
+    /// within float rounding, for every coefficient row of both algorithms, lengths around
+    /// the 16-value blocks, and an all-zero row.
+    #[test]
+    fn combine_builds_agree() {
+        let src: Vec<Vec<f32>> = (0..MAX_N)
+            .map(|k| {
+                (0..53)
+                    .map(|i| ((i * 31 + k * 17) % 23) as f32 / 7.0 - 1.5)
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f32]> = src.iter().map(Vec::as_slice).collect();
+        let zero = [0.0f32; MAX_N];
+        let rows = F2.bt.iter().chain(F4.bt).chain(F4.at).chain(F2.at).copied();
+        for coef in rows.chain([&zero[..]]) {
+            for len in [1, 15, 16, 17, 53] {
+                let n = coef.len();
+                let mut fast = vec![7.0f32; len];
+                let mut portable = vec![-7.0f32; len];
+                combine(&mut fast, coef, &refs[..n]);
+                combine_body::<false>(&mut portable, coef, &refs[..n]);
+                for (a, b) in fast.iter().zip(&portable) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{coef:?} {len}: {a} {b}"
+                    );
+                }
+                let direct: Vec<f32> = (0..len)
+                    .map(|i| coef.iter().zip(&refs).map(|(k, s)| k * s[i]).sum())
+                    .collect();
+                for (a, b) in portable.iter().zip(&direct) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{coef:?} {len}: {a} {b}"
+                    );
+                }
+            }
         }
     }
 }
