@@ -31,6 +31,7 @@ use crate::session::MergerSession;
 use dfl_core::{Progress, Shard};
 use dfl_geom::Pt;
 use dfl_image::{Image, Quantize};
+use dfl_nn::LearnedMasks;
 use image::DynamicImage;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -462,10 +463,25 @@ fn run_chunk(
             inputs.extend(prepared.iter().map(|p| &p.dst_face));
         }
     }
+    // Only the learned masks that some frame's mask mode uses (each is a mask decoder).
+    let masks = group
+        .iter()
+        .filter(|t| !t.faces.is_empty())
+        .map(|t| t.config.mask_mode.learned_masks())
+        .fold(
+            LearnedMasks {
+                prd: false,
+                dst: false,
+            },
+            |a, b| LearnedMasks {
+                prd: a.prd || b.prd,
+                dst: a.dst || b.dst,
+            },
+        );
     let mut preds = if inputs.is_empty() {
         Vec::new()
     } else {
-        model.predict(&inputs, batch)?
+        model.predict(&inputs, batch, masks)?
     };
     if let Some(x) = xseg {
         add_xseg(x, group, &loaded, &mut preds, spec.resolution, batch)?;

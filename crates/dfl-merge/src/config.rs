@@ -6,6 +6,7 @@
 //! with other settings. [`MergerConfig::clamp`] clamps instead and reports each change, for
 //! the interactive merger whose keys step values up and down (DFL clamps there).
 
+use dfl_nn::LearnedMasks;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
@@ -184,6 +185,36 @@ impl MaskMode {
             self,
             MaskMode::XsegDst | MaskMode::XsegPrdDst | MaskMode::LearnedXsegAll
         )
+    }
+
+    /// Whether the mode uses the model's mask of the predicted face.
+    pub fn needs_learned_prd(self) -> bool {
+        matches!(
+            self,
+            MaskMode::LearnedPrd
+                | MaskMode::LearnedPrdDst
+                | MaskMode::LearnedPrdPlusDst
+                | MaskMode::LearnedXsegAll
+        )
+    }
+
+    /// Whether the mode uses the model's mask of the dst face.
+    pub fn needs_learned_dst(self) -> bool {
+        matches!(
+            self,
+            MaskMode::LearnedDst
+                | MaskMode::LearnedPrdDst
+                | MaskMode::LearnedPrdPlusDst
+                | MaskMode::LearnedXsegAll
+        )
+    }
+
+    /// The learned masks the mode reads (what the model must predict for it).
+    pub fn learned_masks(self) -> LearnedMasks {
+        LearnedMasks {
+            prd: self.needs_learned_prd(),
+            dst: self.needs_learned_dst(),
+        }
     }
 
     /// Whether the mode needs an XSeg model at all.

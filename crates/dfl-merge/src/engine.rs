@@ -65,10 +65,11 @@ pub struct PreparedFace {
 pub struct Prediction {
     /// The swapped face, R x R x 3 BGR in [0, 1].
     pub face: Image,
-    /// Learned mask of the predicted face (R x R x 1, in [0, 1]).
-    pub prd_mask: Image,
-    /// Learned mask of the dst face (R x R x 1, in [0, 1]).
-    pub dst_mask: Image,
+    /// Learned mask of the predicted face (R x R x 1, in [0, 1]; only when a mask mode needs
+    /// it: each learned mask is a mask decoder's work).
+    pub prd_mask: Option<Image>,
+    /// Learned mask of the dst face (R x R x 1, in [0, 1]; only when a mask mode needs it).
+    pub dst_mask: Option<Image>,
     /// XSeg mask of the predicted face, resized to R (only when a mask mode needs it).
     pub xseg_prd: Option<Image>,
     /// XSeg mask of the dst face, resized to R (only when a mask mode needs it).
@@ -307,12 +308,16 @@ fn working_mask(
             m.clip(0.0, 1.0);
             m
         }
-        MaskMode::LearnedPrd => pred.prd_mask.clone(),
-        MaskMode::LearnedDst => pred.dst_mask.clone(),
-        MaskMode::LearnedPrdDst => product(&pred.prd_mask, &pred.dst_mask)?,
+        MaskMode::LearnedPrd => need(&pred.prd_mask, "learned-prd")?.clone(),
+        MaskMode::LearnedDst => need(&pred.dst_mask, "learned-dst")?.clone(),
+        MaskMode::LearnedPrdDst => product(
+            need(&pred.prd_mask, "learned-prd")?,
+            need(&pred.dst_mask, "learned-dst")?,
+        )?,
         MaskMode::LearnedPrdPlusDst => {
-            let mut m = pred.prd_mask.clone();
-            for (o, v) in m.data_mut().iter_mut().zip(pred.dst_mask.data()) {
+            let mut m = need(&pred.prd_mask, "learned-prd")?.clone();
+            let dst = need(&pred.dst_mask, "learned-dst")?;
+            for (o, v) in m.data_mut().iter_mut().zip(dst.data()) {
                 *o = (*o + v).clamp(0.0, 1.0);
             }
             m
@@ -324,7 +329,10 @@ fn working_mask(
             need(&pred.xseg_dst, "XSeg-dst")?,
         )?,
         MaskMode::LearnedXsegAll => product(
-            &product(&pred.prd_mask, &pred.dst_mask)?,
+            &product(
+                need(&pred.prd_mask, "learned-prd")?,
+                need(&pred.dst_mask, "learned-dst")?,
+            )?,
             &product(
                 need(&pred.xseg_prd, "XSeg-prd")?,
                 need(&pred.xseg_dst, "XSeg-dst")?,
@@ -506,10 +514,11 @@ pub fn merge_face(
     let (out, sub) = (r, 4 * r);
     let (fw, fh) = (frame.width(), frame.height());
     for (what, img, ch) in [
-        ("predicted face", &pred.face, 3),
-        ("learned-prd mask", &pred.prd_mask, 1),
-        ("learned-dst mask", &pred.dst_mask, 1),
+        ("predicted face", Some(&pred.face), 3),
+        ("learned-prd mask", pred.prd_mask.as_ref(), 1),
+        ("learned-dst mask", pred.dst_mask.as_ref(), 1),
     ] {
+        let Some(img) = img else { continue };
         if img.width() != r || img.height() != r || img.channels() != ch {
             return Err(MergeError::Invalid(format!(
                 "{what} is {}x{}x{}, expected {r}x{r}x{ch}",

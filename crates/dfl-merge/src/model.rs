@@ -15,7 +15,7 @@ use dfl_nn::checkpoint::STATE_FILE;
 use dfl_nn::hostconv::KernelCache;
 use dfl_nn::options::FaceType as NnFaceType;
 use dfl_nn::xseg_model::XSegModel;
-use dfl_nn::{CheckpointDir, DeviceSpec, Quick96, Saehd};
+use dfl_nn::{CheckpointDir, DeviceSpec, LearnedMasks, Quick96, Saehd};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -262,11 +262,16 @@ impl MergeModel {
     }
 
     /// Predicts every face of `faces` (each R x R x 3 BGR, the [`crate::PreparedFace`]
-    /// crops) in batches of at most `batch`: the swapped face and both learned masks, clipped
-    /// to [0, 1]. XSeg masks are left empty (see [`XSegMasker`]). On the CPU the faces are
-    /// split into one batch per worker thread run side by side, because burn's CPU backend
-    /// runs a batch's inference on one core.
-    pub fn predict(&self, faces: &[&Image], batch: usize) -> Result<Vec<Prediction>> {
+    /// crops) in batches of at most `batch`: the swapped face and the learned masks in
+    /// `masks`, clipped to [0, 1]. XSeg masks are left empty (see [`XSegMasker`]). On the CPU
+    /// the faces are split into one batch per worker thread run side by side, because burn's
+    /// CPU backend runs a batch's inference on one core.
+    pub fn predict(
+        &self,
+        faces: &[&Image],
+        batch: usize,
+        masks: LearnedMasks,
+    ) -> Result<Vec<Prediction>> {
         let mut per = batch.max(1);
         if self.cpu {
             let workers = rayon::current_num_threads().max(1);
@@ -274,7 +279,7 @@ impl MergeModel {
         }
         let parts = faces
             .par_chunks(per)
-            .map(|chunk| self.predict_batch(chunk))
+            .map(|chunk| self.predict_batch(chunk, masks))
             .collect::<Result<Vec<_>>>()?;
         Ok(parts.into_iter().flatten().collect())
     }
@@ -291,17 +296,26 @@ impl MergeModel {
     }
 
     /// One network call for `chunk`.
-    fn predict_batch(&self, chunk: &[&Image]) -> Result<Vec<Prediction>> {
+    fn predict_batch(&self, chunk: &[&Image], masks: LearnedMasks) -> Result<Vec<Prediction>> {
         let r = self.spec.resolution;
         let input = to_nchw(chunk, r, 3)?;
         let t = dfl_nn::host::tensor4(input, [chunk.len(), 3, r, r], &self.device)?;
         let (face, prd_mask, dst_mask) = self.kernels.scope(|| match &self.net {
-            Net::Saehd(m) => m.predict(t),
-            Net::Quick96(m) => m.predict(t),
+            Net::Saehd(m) => m.predict(t, masks),
+            Net::Quick96(m) => m.predict(t, masks),
         })?;
-        let faces = from_nchw(dfl_nn::host::values(face), chunk.len(), 3, r)?;
-        let prd = from_nchw(dfl_nn::host::values(prd_mask), chunk.len(), 1, r)?;
-        let dst = from_nchw(dfl_nn::host::values(dst_mask), chunk.len(), 1, r)?;
+        let n = chunk.len();
+        let faces = from_nchw(dfl_nn::host::values(face), n, 3, r)?;
+        let mask = |m: Option<burn::tensor::Tensor<4>>| -> Result<Vec<Option<Image>>> {
+            Ok(match m {
+                Some(m) => from_nchw(dfl_nn::host::values(m), n, 1, r)?
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+                None => vec![None; n],
+            })
+        };
+        let (prd, dst) = (mask(prd_mask)?, mask(dst_mask)?);
         Ok(faces
             .into_iter()
             .zip(prd)

@@ -15,7 +15,7 @@ use dfl_merge::{
 };
 use dfl_nn::options::SaehdOptions;
 use dfl_nn::xseg_model::{XSegModel, XSegOptions};
-use dfl_nn::{CheckpointDir, DeviceSpec, Saehd};
+use dfl_nn::{CheckpointDir, DeviceSpec, LearnedMasks, Saehd};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -144,7 +144,7 @@ fn predictions(
         .map(|lm| prepare_face(img, lm, spec).unwrap())
         .collect();
     let refs: Vec<&Image> = preps.iter().map(|p| &p.dst_face).collect();
-    let mut preds = m.predict(&refs, 4).unwrap();
+    let mut preds = m.predict(&refs, 4, LearnedMasks::ALL).unwrap();
     let x = XSegMasker::open(&model_dir().join("xseg"), DeviceSpec::Cpu).unwrap();
     for ((p, pred), lm) in preps.iter().zip(preds.iter_mut()).zip(lms) {
         let _ = p;
@@ -175,6 +175,56 @@ fn square_box(lm: &[Pt], size: f64) -> (f64, f64, f64, f64) {
         xs.fold(f64::MIN, f64::max) + 4.0,
         ys.fold(f64::MIN, f64::max) + 4.0,
     )
+}
+
+/// The learned masks each mask mode declares it needs are the ones it reads: merging with
+/// only those predicted gives the same pixels as with both, and leaving out a needed one is
+/// an error naming it (the merger predicts only what the frames' mask modes need).
+#[test]
+fn mask_modes_need_exactly_their_learned_masks() {
+    let m = model();
+    let lm = landmarks(60.0, 50.0, 48.0);
+    let img = frame(120, 100, std::slice::from_ref(&lm));
+    let faces = predictions(&m, &img, std::slice::from_ref(&lm));
+    let (prep, pred) = &faces[0];
+    let merge = |cfg: &MergerConfig, pred: &Prediction| {
+        merge_face(
+            &img,
+            prep,
+            pred,
+            cfg,
+            m.face_spec(),
+            None,
+            1,
+            Region::FaceRoi,
+        )
+        .and_then(|r| combine(&img, &[r]))
+    };
+    for &mask_mode in MaskMode::ALL {
+        let cfg = MergerConfig {
+            mask_mode,
+            ..MergerConfig::default()
+        };
+        let (prd, dst) = (mask_mode.needs_learned_prd(), mask_mode.needs_learned_dst());
+        let mut only = pred.clone();
+        only.prd_mask = only.prd_mask.filter(|_| prd);
+        only.dst_mask = only.dst_mask.filter(|_| dst);
+        let (a, b) = (merge(&cfg, pred).unwrap(), merge(&cfg, &only).unwrap());
+        assert!(a.image == b.image && a.mask == b.mask, "{mask_mode}");
+        for (needed, what) in [(prd, "learned-prd"), (dst, "learned-dst")] {
+            if !needed {
+                continue;
+            }
+            let mut missing = only.clone();
+            if what == "learned-prd" {
+                missing.prd_mask = None;
+            } else {
+                missing.dst_mask = None;
+            }
+            let err = merge(&cfg, &missing).unwrap_err().to_string();
+            assert!(err.contains(what), "{mask_mode}: {err}");
+        }
+    }
 }
 
 /// For each mode and each mask mode: outputs are finite and in range; outside the frame mask
@@ -378,12 +428,15 @@ fn settings_and_fast_path_agree_with_reference() {
         // The seamless modes run 8-bit steps: the seamless clone truncates its inputs to 8
         // bits and thresholds the mask (as DFL's `astype(np.uint8)` does), and IDT/MIX bin the
         // face re-warped from the merged frame. Float rounding of the two paths (1e-7) can
-        // move a pixel across one of those boundaries: one 8-bit step (1/255) on a pixel.
+        // move a pixel across one of those boundaries: one 8-bit step (1/255) on a pixel, and
+        // a flipped mask pixel at the clone's edge moves its solution nearby by more: up to
+        // 0.0507 on one pixel measured (seamless + mix-m; the bound depends on the model's
+        // exact predictions), while the mean stays below 1e-4.
         let binned = cfg.mode.is_seamless();
         // Elsewhere the two paths differ only by float rounding of the warps (1e-7), which
         // sharpening and colour transfer amplify: up to 1.03e-5 measured with this model.
         // 1e-4 is still 1/40 of an 8-bit step; a real disagreement is of order 1e-2.
-        let (max_tol, mean_tol) = if binned { (0.05, 1e-4) } else { (1e-4, 1e-6) };
+        let (max_tol, mean_tol) = if binned { (0.08, 1e-4) } else { (1e-4, 1e-6) };
         assert!(
             max <= max_tol && mean <= mean_tol,
             "{what}: fast path differs from the reference by max {max:e}, mean {mean:e}"
@@ -703,14 +756,14 @@ fn split_prediction_agrees_with_one_face_per_call() {
         .num_threads(3)
         .build()
         .unwrap();
-    let split = pool.install(|| m.predict(&refs, 64).unwrap());
-    let single = m.predict(&refs, 1).unwrap();
+    let split = pool.install(|| m.predict(&refs, 64, LearnedMasks::ALL).unwrap());
+    let single = m.predict(&refs, 1, LearnedMasks::ALL).unwrap();
     assert_eq!(split.len(), 6);
     for (a, b) in split.iter().zip(&single) {
         for (x, y) in [
             (&a.face, &b.face),
-            (&a.prd_mask, &b.prd_mask),
-            (&a.dst_mask, &b.dst_mask),
+            (a.prd_mask.as_ref().unwrap(), b.prd_mask.as_ref().unwrap()),
+            (a.dst_mask.as_ref().unwrap(), b.dst_mask.as_ref().unwrap()),
         ] {
             let max = x
                 .data()

@@ -1380,6 +1380,64 @@ mod tests {
         }
     }
 
+    /// Timing probe (ignored): forward + all gradients of 3x3 layers at training batch sizes,
+    /// im2col against F(2x2) and F(4x4) (kernels transformed at every call), both threads.
+    #[test]
+    #[ignore]
+    fn profile_training_shapes() {
+        let shapes = [
+            (4, 512, 512, 12),
+            (4, 512, 1024, 12),
+            (8, 512, 512, 12),
+            (4, 256, 256, 24),
+            (8, 512, 512, 8),
+            (8, 512, 2048, 8),
+            (4, 128, 2048, 6),
+        ];
+        for (n, c, o, hw) in shapes {
+            let s = ConvShape {
+                n,
+                c,
+                h: hw,
+                w: hw,
+                o,
+                k: 3,
+                stride: 1,
+                pad: 1,
+            };
+            let dev = Device::flex();
+            let x = host(random([n, c, hw, hw], &dev));
+            let w = host(random([o, c, 3, 3], &dev));
+            let b = vec![0.0f32; o];
+            let dy = host(random([n, o, hw, hw], &dev));
+            let time = |f: &dyn Fn()| {
+                f();
+                (0..3)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        f();
+                        t.elapsed().as_secs_f64() * 1e3
+                    })
+                    .fold(f64::MAX, f64::min)
+            };
+            let auto = Plan::of(&s, CpuConv::Winograd, false)
+                .var
+                .map(|v| v.planes());
+            let mut line = format!("n{n} {c}->{o} @{hw} (picked {auto:?}):");
+            for var in [None, Some(&winograd::F2), Some(&winograd::F4)] {
+                let p = Plan { var, phased: false };
+                let f = time(&|| {
+                    forward_planned(&s, &x, &w, &b, TILE_FLOATS, p, None);
+                });
+                let bw = time(&|| {
+                    backward_planned(&s, &x, &w, &dy, [true; 3], TILE_FLOATS, p);
+                });
+                line += &format!(" [{:?} {:.1}+{:.1}]", var.map(|v| v.planes()), f, bw);
+            }
+            eprintln!("{line}");
+        }
+    }
+
     /// Timing probe (ignored): forward of Quick96's decoder shapes on one thread, im2col
     /// against F(2x2) and F(4x4) with the kernels transformed beforehand.
     #[test]

@@ -31,4 +31,4 @@ pub use error::{NnError, Result};
 pub use checkpoint::CheckpointDir;
 pub use options::SaehdOptions;
 pub use quick96::Quick96;
-pub use saehd::{AeBatch, Saehd, StepLosses, StepTimings};
+pub use saehd::{AeBatch, LearnedMasks, Predicted, Saehd, StepLosses, StepTimings};

@@ -11,7 +11,9 @@ use crate::checkpoint::{CheckpointDir, LoadedCheckpoint};
 use crate::device::DeviceSpec;
 use crate::error::Result;
 use crate::options::{FaceType, LrDropout, SaehdOptions};
-use crate::saehd::{AeBatch, ModelClass, PreviewOutputs, Saehd, StepLosses};
+use crate::saehd::{
+    AeBatch, LearnedMasks, ModelClass, Predicted, PreviewOutputs, Saehd, StepLosses,
+};
 use burn::tensor::Tensor;
 
 /// Quick96's fixed batch size.
@@ -88,9 +90,9 @@ impl Quick96 {
         self.inner.train_step(batch)
     }
 
-    /// Merge-time prediction: (swapped face, learned-prd mask, learned-dst mask).
-    pub fn predict(&self, dst_faces: Tensor<4>) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>)> {
-        self.inner.predict(dst_faces)
+    /// Merge-time prediction: the swapped face and the learned masks asked for.
+    pub fn predict(&self, dst_faces: Tensor<4>, masks: LearnedMasks) -> Result<Predicted> {
+        self.inner.predict(dst_faces, masks)
     }
 
     /// Preview predictions from unwarped targets.

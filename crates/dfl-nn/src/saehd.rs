@@ -125,30 +125,64 @@ impl SaehdNets {
     }
 
     /// Merge-time prediction from dst faces `[B, 3, R, R]`: (swapped face, learned-prd mask,
-    /// learned-dst mask).
-    pub fn predict(&self, dst: Tensor<4>) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>)> {
+    /// learned-dst mask), each mask only when `masks` asks for it.
+    pub fn predict(&self, dst: Tensor<4>, masks: LearnedMasks) -> Result<Predicted> {
         let code = self.encoder.forward(dst);
         match self.wiring()? {
             // Only the branches whose outputs are used: the dst decoder's (DF) or the dst
             // code's (LIAE) image is never looked at, and is half of the work.
             Wiring::Df { inter, src, dst } => {
                 let z = inter.forward(code);
-                let (face, prd) = src.forward(z.clone());
-                Ok((face, prd, dst.forward_mask(z)))
+                let face = src.forward_rgb(z.clone());
+                let prd = masks.prd.then(|| src.forward_mask(z.clone()));
+                Ok((face, prd, masks.dst.then(|| dst.forward_mask(z))))
             }
             Wiring::Liae { ab, b, dec } => {
                 let zab = ab.forward(code.clone());
-                let zb = b.forward(code);
-                let code_dst = Tensor::cat(vec![zb, zab.clone()], 1);
-                let code_src_dst = Tensor::cat(vec![zab.clone(), zab], 1);
-                let n = code_dst.dims()[0];
+                let code_src_dst = Tensor::cat(vec![zab.clone(), zab.clone()], 1);
                 let img = dec.forward_rgb(code_src_dst.clone());
-                let mask = dec.forward_mask(Tensor::cat(vec![code_src_dst, code_dst], 0));
-                Ok((img, mask.clone().narrow(0, 0, n), mask.narrow(0, n, n)))
+                let code_dst = || Tensor::cat(vec![b.forward(code.clone()), zab.clone()], 1);
+                Ok(match (masks.prd, masks.dst) {
+                    (true, true) => {
+                        let n = code_src_dst.dims()[0];
+                        let both = Tensor::cat(vec![code_src_dst, code_dst()], 0);
+                        let mask = dec.forward_mask(both);
+                        (
+                            img,
+                            Some(mask.clone().narrow(0, 0, n)),
+                            Some(mask.narrow(0, n, n)),
+                        )
+                    }
+                    (true, false) => (img, Some(dec.forward_mask(code_src_dst)), None),
+                    (false, true) => (img, None, Some(dec.forward_mask(code_dst()))),
+                    (false, false) => (img, None, None),
+                })
             }
         }
     }
 }
+
+/// Which learned masks a merge-time prediction computes (each is a mask decoder's work).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LearnedMasks {
+    /// The predicted face's mask (the src decoder's, DF; the shared decoder's on the src
+    /// code, LIAE).
+    pub prd: bool,
+    /// The dst face's mask.
+    pub dst: bool,
+}
+
+impl LearnedMasks {
+    /// Both masks.
+    pub const ALL: LearnedMasks = LearnedMasks {
+        prd: true,
+        dst: true,
+    };
+}
+
+/// A merge-time prediction: the swapped face `[B, 3, R, R]` and the learned-prd and
+/// learned-dst masks `[B, 1, R, R]` that were asked for.
+pub type Predicted = (Tensor<4>, Option<Tensor<4>>, Option<Tensor<4>>);
 
 enum Wiring<'a> {
     Df {
@@ -754,10 +788,9 @@ impl Saehd {
         Ok(())
     }
 
-    /// Merge-time prediction for dst faces `[B, 3, R, R]` (any device): (swapped face
-    /// `[B, 3, R, R]`, learned-prd mask `[B, 1, R, R]`, learned-dst mask `[B, 1, R, R]`), on
-    /// the model's device without autodiff.
-    pub fn predict(&self, dst_faces: Tensor<4>) -> Result<(Tensor<4>, Tensor<4>, Tensor<4>)> {
+    /// Merge-time prediction for dst faces `[B, 3, R, R]` (any device): the swapped face and
+    /// the learned masks asked for ([`Predicted`]), on the model's device without autodiff.
+    pub fn predict(&self, dst_faces: Tensor<4>, masks: LearnedMasks) -> Result<Predicted> {
         let r = self.options.resolution;
         let d = dst_faces.dims();
         if d[1] != 3 || d[2] != r || d[3] != r || d[0] == 0 {
@@ -767,7 +800,7 @@ impl Saehd {
         }
         let nets = self.nets_ref()?.valid();
         let inner = self.device.clone().without_autodiff();
-        nets.predict(dst_faces.to_device(&inner))
+        nets.predict(dst_faces.to_device(&inner), masks)
     }
 
     /// Preview predictions from the unwarped target images (`[B, 3, R, R]` each).

@@ -5,7 +5,7 @@ use dfl_nn::archs::AeDims;
 use dfl_nn::optim::{OptimConfig, OptimizerKind};
 use dfl_nn::options::SaehdOptions;
 use dfl_nn::store::{NamedTensor, collect_params, read_safetensors};
-use dfl_nn::{AeBatch, CheckpointDir, DeviceSpec, Quick96, Saehd};
+use dfl_nn::{AeBatch, CheckpointDir, DeviceSpec, LearnedMasks, Quick96, Saehd};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -115,15 +115,21 @@ fn every_variant_and_loss_term_trains() {
         ab_before, ab_after,
         "inter_AB must stay frozen without random warp"
     );
-    let (face, prd, dst) = m.predict(batch.target_dst.clone()).unwrap();
+    let (face, prd, dst) = m
+        .predict(batch.target_dst.clone(), LearnedMasks::ALL)
+        .unwrap();
+    let (prd, dst) = (prd.unwrap(), dst.unwrap());
     assert_eq!(
         (face.dims(), prd.dims(), dst.dims()),
         ([2, 3, 32, 32], [2, 1, 32, 32], [2, 1, 32, 32])
     );
     // Wrong shapes are errors, not panics.
     assert!(
-        m.predict(Tensor::zeros([1, 3, 16, 16], &Device::flex()))
-            .is_err()
+        m.predict(
+            Tensor::zeros([1, 3, 16, 16], &Device::flex()),
+            LearnedMasks::ALL
+        )
+        .is_err()
     );
     let mut bad = batch.clone();
     bad.target_srcm = Tensor::zeros([2, 3, 32, 32], &Device::flex());
@@ -135,24 +141,31 @@ fn every_variant_and_loss_term_trains() {
     );
 }
 
-/// Merge-time prediction runs only the decoder branches it returns; its outputs equal the
-/// full forward pass's (the preview's dst->src swap, its mask, and the dst->dst mask).
+/// Merge-time prediction runs only the decoder branches it returns, and only the masks asked
+/// for; its outputs equal the full forward pass's (the preview's dst->src swap, its mask, and
+/// the dst->dst mask) for every choice of masks.
 #[test]
 fn predict_equals_the_full_forward() {
     let batch = dfl_nn::synthetic::batch(2, 32, 5, &Device::flex());
     for archi in ["df-ud", "liae-ud", "liae-t"] {
         let m = Saehd::new(tiny(archi, 32), DeviceSpec::Cpu, 3).unwrap();
-        let (face, prd, dst) = m.predict(batch.target_dst.clone()).unwrap();
         let full = m
             .preview(batch.target_dst.clone(), batch.target_dst.clone())
             .unwrap();
-        for (what, a, b) in [
-            ("face", face, full.src_dst.0),
-            ("prd mask", prd, full.src_dst.1),
-            ("dst mask", dst, full.dst_dst.1),
-        ] {
-            let d = max_diff(&values(a), &values(b));
-            assert!(d < 1e-5, "{archi} {what}: {d}");
+        for (prd_on, dst_on) in [(true, true), (true, false), (false, true), (false, false)] {
+            let masks = LearnedMasks {
+                prd: prd_on,
+                dst: dst_on,
+            };
+            let (face, prd, dst) = m.predict(batch.target_dst.clone(), masks).unwrap();
+            assert_eq!((prd.is_some(), dst.is_some()), (prd_on, dst_on), "{archi}");
+            let mut pairs = vec![("face", face, full.src_dst.0.clone())];
+            pairs.extend(prd.map(|p| ("prd mask", p, full.src_dst.1.clone())));
+            pairs.extend(dst.map(|d| ("dst mask", d, full.dst_dst.1.clone())));
+            for (what, a, b) in pairs {
+                let d = max_diff(&values(a), &values(b));
+                assert!(d < 1e-5, "{archi} {what} {masks:?}: {d}");
+            }
         }
     }
 }
@@ -725,6 +738,37 @@ fn profile_conv_layer() {
     }
 }
 
+/// Merge-time prediction in a kernel cache: the model's fixed weights are transformed once
+/// (the second call adds no entry: `valid()` keeps the weights' buffers, the cache's key),
+/// and the outputs equal the uncached prediction's within Winograd F(4x4)'s rounding.
+#[test]
+fn cached_prediction_reuses_kernels() {
+    use dfl_nn::hostconv::KernelCache;
+    use std::sync::Arc;
+    let m = Quick96::new(DeviceSpec::Cpu, 1).unwrap();
+    let x = dfl_nn::synthetic::batch(1, 96, 4, &Device::flex()).target_dst;
+    let plain = m.predict(x.clone(), LearnedMasks::ALL).unwrap();
+    let cache = Arc::new(KernelCache::default());
+    let first = cache.scope(|| m.predict(x.clone(), LearnedMasks::ALL).unwrap());
+    let entries = cache.len();
+    assert!(entries >= 10, "{entries} kernels cached");
+    let second = cache.scope(|| m.predict(x, LearnedMasks::ALL).unwrap());
+    assert_eq!(cache.len(), entries);
+    for (a, b, c) in [
+        (plain.0, first.0, second.0),
+        (plain.1.unwrap(), first.1.unwrap(), second.1.unwrap()),
+        (plain.2.unwrap(), first.2.unwrap(), second.2.unwrap()),
+    ] {
+        let (a, b, c) = (values(a), values(b), values(c));
+        assert_eq!(b, c, "the cached kernels give the same result every call");
+        assert!(
+            max_diff(&a, &b) < 1e-3,
+            "cached vs plain: {}",
+            max_diff(&a, &b)
+        );
+    }
+}
+
 /// Profiling probe (ignored): Quick96 merge-time prediction in a kernel cache, 4 faces per
 /// call on each of the pool's threads, for `perf record`.
 #[test]
@@ -749,7 +793,7 @@ fn profile_quick96_predict() {
             .into_par_iter()
             .for_each(|_| {
                 let x = Tensor::<4>::zeros([per, 3, 96, 96], &dev) + 0.5;
-                cache.scope(|| m.predict(x).unwrap());
+                cache.scope(|| m.predict(x, LearnedMasks::ALL).unwrap());
             })
     };
     run();
@@ -757,6 +801,7 @@ fn profile_quick96_predict() {
     for _ in 0..rounds {
         run();
     }
+    eprintln!("kernel cache: {} entries", cache.len());
     let faces = rounds * per * rayon::current_num_threads();
     eprintln!("{:.1} faces/s", faces as f64 / t.elapsed().as_secs_f64());
 }

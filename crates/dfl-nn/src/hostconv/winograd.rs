@@ -442,22 +442,29 @@ pub(super) fn weight_grad_images(
     let (m, n, planes) = (var.m, var.n(), var.planes());
     let (th, tw) = (h.div_ceil(m), w.div_ceil(m));
     let a: Vec<[f32; 4]> = (0..n).map(|j| a_row(var, j)).collect();
-    // Output-gradient row r of every tile row of the band, split into m phases (columns
-    // m t + q; phase q of tile row bi at `q * tb + bi * tw`), and their product with A.
+    // Output-gradient row r of every slot, split into m phases (columns m t + q); slot `s =
+    // g * nb + bi` is tile row bi of output channel g of a group of channels transformed
+    // together (long rows, few calls), phase q of slot s at `q * run + s * tw`; then their
+    // product with A.
     let (mut raw, mut ad) = (Vec::new(), Vec::new());
     for_each_band(var, x, (c, h, w, o), bufs, tile, |band, vt, mt| {
-        let tb = band.len() * tw;
-        let len = m * tb;
-        raw.resize(m * len, 0.0);
-        ad.resize(n * len, 0.0);
-        for oo in 0..o {
+        let (nb, tb) = (band.len(), band.len() * tw);
+        let group = (GROUP_FLOATS / tb).clamp(1, o.max(1));
+        raw.resize(m * m * group * tb, 0.0);
+        ad.resize(n * m * group * tb, 0.0);
+        for o0 in (0..o).step_by(group) {
+            let gl = group.min(o - o0);
+            let (run, len) = (gl * tb, m * gl * tb);
+            let raw = &mut raw[..m * len];
             raw.fill(0.0);
-            for (bi, row_index) in band.clone().enumerate() {
-                let (img, ty) = (row_index / th, row_index % th);
-                let plane = &dy[(img * o + oo) * h * w..][..h * w];
-                for r in 0..m.min(h - m * ty) {
-                    let out = &mut raw[r * len + bi * tw..];
-                    split_phases(&plane[(m * ty + r) * w..][..w], m, tb, 0, out);
+            for g in 0..gl {
+                for (bi, row_index) in band.clone().enumerate() {
+                    let (img, ty) = (row_index / th, row_index % th);
+                    let plane = &dy[(img * o + o0 + g) * h * w..][..h * w];
+                    for r in 0..m.min(h - m * ty) {
+                        let out = &mut raw[r * len + (g * nb + bi) * tw..];
+                        split_phases(&plane[(m * ty + r) * w..][..w], m, run, 0, out);
+                    }
                 }
             }
             // A dY A^T: A on the rows (row i = sum_r A^T[r][i] dY_r), then on the columns.
@@ -468,13 +475,13 @@ pub(super) fn weight_grad_images(
             for (out, coef) in ad.chunks_exact_mut(len).zip(&a) {
                 combine(out, &coef[..m], &src[..m]);
             }
-            for (i, row) in ad.chunks_exact(len).enumerate() {
+            for (i, row) in ad.chunks_exact(len).take(n).enumerate() {
                 let mut ph: [&[f32]; 4] = [&[]; 4];
-                for (p, part) in ph.iter_mut().zip(row.chunks_exact(tb)) {
+                for (p, part) in ph.iter_mut().zip(row.chunks_exact(run)) {
                     *p = part;
                 }
                 for (j, coef) in a.iter().enumerate() {
-                    let dst = &mut mt[((i * n + j) * o + oo) * tb..][..tb];
+                    let dst = &mut mt[((i * n + j) * o + o0) * tb..][..run];
                     combine(dst, &coef[..m], &ph[..m]);
                 }
             }

@@ -228,7 +228,7 @@ fn predict_and_checkpoint(ctx: &Ctx, archi: &str, res: usize) -> Result<Vec<Figu
     let faces = dfl_nn::synthetic::batch(8, res, 2, &burn::tensor::Device::flex()).target_dst;
     let runs = if ctx.quick { 1 } else { 3 };
     let t = median_time(runs, || {
-        let (face, _, _) = model.predict(faces.clone())?;
+        let (face, _, _) = model.predict(faces.clone(), dfl_nn::LearnedMasks::ALL)?;
         let _: f32 = face.slice([0..1, 0..1, 0..1, 0..1]).into_scalar();
         Ok(())
     })?;
