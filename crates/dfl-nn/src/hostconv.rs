@@ -71,7 +71,8 @@ pub fn cpu_conv() -> CpuConv {
 /// Winograd-transformed kernels of weights that stay fixed (a model loaded for merging), kept
 /// between calls: with the transform paid once, Winograd pays on small maps too (Quick96's
 /// 12x12 and 24x24 decoder layers), see [`KernelCache::scope`]. Holds up to
-/// [`KernelCache::MAX_ENTRIES`] kernels of up to 4x the memory of the weights they replace.
+/// [`KernelCache::MAX_ENTRIES`] kernels, each 4x the memory of its 3x3 weights with F(4x4)
+/// (36 planes for 9 taps; a phased 5x5 kernel's 144 planes for 25 taps: 5.8x).
 #[derive(Default)]
 pub struct KernelCache {
     entries: Mutex<HashMap<KernelKey, CachedKernels>>,

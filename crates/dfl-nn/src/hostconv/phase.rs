@@ -27,33 +27,24 @@ pub(super) fn shape(s: &ConvShape) -> Option<ConvShape> {
     })
 }
 
-/// Channel `4c + 2py + px` of the phased tensor and the position in `[h, w]` that its
-/// element `(i, j)` stands for, visited for every element of `phased` (`[n][4c][h2][w2]`):
-/// `f(phased element, Some(original index))`, `None` past the edge.
-fn for_each_pair(s: &ConvShape, phased: &mut [f32], f: impl Fn(&mut f32, Option<usize>) + Sync) {
+/// The phased input (`[n][4c][h2][w2]`) of `x` (`[n][c][h][w]`): channel `4c + 2py + px`
+/// holds `x[c][2i + py][2j + px]`, zero past the edge.
+pub(super) fn input(s: &ConvShape, x: &[f32]) -> Vec<f32> {
     let (h2, w2) = (s.h.div_ceil(2), s.w.div_ceil(2));
-    let plane2 = h2 * w2;
-    phased
-        .par_chunks_mut(plane2)
+    let mut out = vec![0.0f32; s.n * 4 * s.c * h2 * w2];
+    out.par_chunks_mut(h2 * w2)
         .enumerate()
         .for_each(|(index, dst)| {
             let (image, ch) = (index / (4 * s.c), index % (4 * s.c));
             let (c, py, px) = (ch / 4, (ch / 2) % 2, ch % 2);
-            let base = (image * s.c + c) * s.h * s.w;
-            for (i, row) in dst.chunks_exact_mut(w2).enumerate() {
-                let y = 2 * i + py;
-                for (j, v) in row.iter_mut().enumerate() {
-                    let x = 2 * j + px;
-                    f(v, (y < s.h && x < s.w).then(|| base + y * s.w + x));
+            let plane = &x[(image * s.c + c) * s.h * s.w..][..s.h * s.w];
+            for (row, y) in dst.chunks_exact_mut(w2).zip((py..s.h).step_by(2)) {
+                let src = plane[y * s.w..][..s.w].iter().skip(px).step_by(2);
+                for (v, &val) in row.iter_mut().zip(src) {
+                    *v = val;
                 }
             }
         });
-}
-
-/// The phased input (`[n][4c][h2][w2]`) of `x` (`[n][c][h][w]`).
-pub(super) fn input(s: &ConvShape, x: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; s.n * 4 * s.c * s.h.div_ceil(2) * s.w.div_ceil(2)];
-    for_each_pair(s, &mut out, |v, at| *v = at.map_or(0.0, |k| x[k]));
     out
 }
 
