@@ -769,15 +769,25 @@ fn cached_prediction_reuses_kernels() {
     }
 }
 
-/// Profiling probe (ignored): Quick96 merge-time prediction in a kernel cache, 4 faces per
-/// call on each of the pool's threads, for `perf record`.
+/// Profiling probe (ignored): Quick96 (SAEHD at DFL's defaults with `SAEHD` set) merge-time
+/// prediction in a kernel cache, `PER` faces per call (4) on each of the pool's threads,
+/// `ROUNDS` times (10), for `perf record`.
 #[test]
 #[ignore]
 fn profile_quick96_predict() {
     use dfl_nn::hostconv::KernelCache;
     use rayon::prelude::*;
     use std::sync::Arc;
-    let m = Quick96::new(DeviceSpec::Cpu, 0).unwrap();
+    let saehd = std::env::var("SAEHD").is_ok();
+    let (full, quick);
+    let m: &Saehd = if saehd {
+        full = Saehd::new(SaehdOptions::default(), DeviceSpec::Cpu, 0).unwrap();
+        &full
+    } else {
+        quick = Quick96::new(DeviceSpec::Cpu, 0).unwrap();
+        quick.as_saehd()
+    };
+    let res = m.options().resolution;
     let dev = Device::flex();
     let cache = Arc::new(KernelCache::default());
     let per: usize = std::env::var("PER")
@@ -792,7 +802,7 @@ fn profile_quick96_predict() {
         (0..rayon::current_num_threads())
             .into_par_iter()
             .for_each(|_| {
-                let x = Tensor::<4>::zeros([per, 3, 96, 96], &dev) + 0.5;
+                let x = Tensor::<4>::zeros([per, 3, res, res], &dev) + 0.5;
                 cache.scope(|| m.predict(x, LearnedMasks::ALL).unwrap());
             })
     };
