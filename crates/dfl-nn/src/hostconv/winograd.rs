@@ -311,11 +311,7 @@ pub(super) fn conv_images(
                         }
                         let yrow = &mut y[((img * o + oo) * h + m * ty + r) * w..][..w];
                         let at = gi * tb + bi * tw;
-                        for (tx, out) in yrow.chunks_mut(m).enumerate() {
-                            for (q, val) in out.iter_mut().enumerate() {
-                                *val = phase[q * len + at + tx] + b;
-                            }
-                        }
+                        interleave(yrow, m, |q| &phase[q * len + at..][..tw], b);
                     }
                 }
             }
@@ -544,9 +540,47 @@ pub(super) fn kernel_grads(var: &Variant, du: &[f32], o: usize, c: usize) -> Vec
     dw
 }
 
+/// Writes `row[m tx + q] = phase(q)[tx] + b`: the m phases of an output row interleaved.
+fn interleave<'a>(row: &mut [f32], m: usize, phase: impl Fn(usize) -> &'a [f32], b: f32) {
+    match m {
+        2 => interleave_fixed::<2>(row, std::array::from_fn(phase), b),
+        4 => interleave_fixed::<4>(row, std::array::from_fn(phase), b),
+        _ => {
+            for (tx, out) in row.chunks_mut(m).enumerate() {
+                for (q, val) in out.iter_mut().enumerate() {
+                    *val = phase(q)[tx] + b;
+                }
+            }
+        }
+    }
+}
+
+/// [`interleave`] with `M` known: whole groups of `M` outputs, then the partial last one.
+fn interleave_fixed<const M: usize>(row: &mut [f32], phases: [&[f32]; M], b: f32) {
+    let last = row.len() / M;
+    let mut groups = row.chunks_exact_mut(M);
+    for (tx, out) in groups.by_ref().enumerate() {
+        for (val, p) in out.iter_mut().zip(&phases) {
+            *val = p[tx] + b;
+        }
+    }
+    for (val, p) in groups.into_remainder().iter_mut().zip(&phases) {
+        *val = p[last] + b;
+    }
+}
+
 /// Splits the row `src` into `m` phases `stride` apart in `out` (zeroed by the caller): column
 /// `col` goes to phase `(col + shift) % m`, index `(col + shift) / m`.
 fn split_phases(src: &[f32], m: usize, stride: usize, shift: usize, out: &mut [f32]) {
+    match m {
+        2 => split_fixed::<2>(src, stride, shift, out),
+        4 => split_fixed::<4>(src, stride, shift, out),
+        _ => split_any(src, m, stride, shift, out),
+    }
+}
+
+/// [`split_phases`] for any `m`, one column at a time.
+fn split_any(src: &[f32], m: usize, stride: usize, shift: usize, out: &mut [f32]) {
     let (mut k, mut t) = (shift % m, shift / m);
     for &val in src {
         out[k * stride + t] = val;
@@ -556,6 +590,33 @@ fn split_phases(src: &[f32], m: usize, stride: usize, shift: usize, out: &mut [f
             t += 1;
         }
     }
+}
+
+/// [`split_phases`] with `M` known: the columns before the first whole group of `M` one by
+/// one, then whole groups (one store per phase, no per-column bookkeeping), then the rest.
+fn split_fixed<const M: usize>(src: &[f32], stride: usize, shift: usize, out: &mut [f32]) {
+    let head = (M - shift % M) % M;
+    let head = head.min(src.len());
+    split_any(&src[..head], M, stride, shift, out);
+    let t0 = (head + shift) / M;
+    let body = &src[head..];
+    let whole = body.len() / M;
+    let mut rest = &mut out[..];
+    let phases: [&mut [f32]; M] = std::array::from_fn(|k| {
+        let skip = if k == 0 { t0 } else { stride - whole };
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(skip);
+        let (run, after) = tail.split_at_mut(whole);
+        rest = after;
+        run
+    });
+    let mut phases = phases;
+    for (t, group) in body.chunks_exact(M).enumerate() {
+        for (p, &v) in phases.iter_mut().zip(group) {
+            p[t] = v;
+        }
+    }
+    let tail_from = head + whole * M;
+    split_any(&src[tail_from..], M, stride, shift + tail_from, out);
 }
 
 #[cfg(test)]
