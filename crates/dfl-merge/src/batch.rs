@@ -468,16 +468,7 @@ fn run_chunk(
         .iter()
         .filter(|t| !t.faces.is_empty())
         .map(|t| t.config.mask_mode.learned_masks())
-        .fold(
-            LearnedMasks {
-                prd: false,
-                dst: false,
-            },
-            |a, b| LearnedMasks {
-                prd: a.prd || b.prd,
-                dst: a.dst || b.dst,
-            },
-        );
+        .fold(LearnedMasks::NONE, LearnedMasks::union);
     let mut preds = if inputs.is_empty() {
         Vec::new()
     } else {

@@ -284,6 +284,10 @@ fn working_mask(
     m_face: &Affine,
     r: usize,
 ) -> Result<Image> {
+    let prd = || need(&pred.prd_mask, "learned-prd");
+    let dst = || need(&pred.dst_mask, "learned-dst");
+    let xseg_prd = || need(&pred.xseg_prd, "XSeg-prd");
+    let xseg_dst = || need(&pred.xseg_dst, "XSeg-dst");
     let mut wm = match mode {
         MaskMode::Full => ones(r)?,
         MaskMode::Dst => {
@@ -308,35 +312,22 @@ fn working_mask(
             m.clip(0.0, 1.0);
             m
         }
-        MaskMode::LearnedPrd => need(&pred.prd_mask, "learned-prd")?.clone(),
-        MaskMode::LearnedDst => need(&pred.dst_mask, "learned-dst")?.clone(),
-        MaskMode::LearnedPrdDst => product(
-            need(&pred.prd_mask, "learned-prd")?,
-            need(&pred.dst_mask, "learned-dst")?,
-        )?,
+        MaskMode::LearnedPrd => prd()?.clone(),
+        MaskMode::LearnedDst => dst()?.clone(),
+        MaskMode::LearnedPrdDst => product(prd()?, dst()?)?,
         MaskMode::LearnedPrdPlusDst => {
-            let mut m = need(&pred.prd_mask, "learned-prd")?.clone();
-            let dst = need(&pred.dst_mask, "learned-dst")?;
-            for (o, v) in m.data_mut().iter_mut().zip(dst.data()) {
+            let mut m = prd()?.clone();
+            for (o, v) in m.data_mut().iter_mut().zip(dst()?.data()) {
                 *o = (*o + v).clamp(0.0, 1.0);
             }
             m
         }
-        MaskMode::XsegPrd => need(&pred.xseg_prd, "XSeg-prd")?.clone(),
-        MaskMode::XsegDst => need(&pred.xseg_dst, "XSeg-dst")?.clone(),
-        MaskMode::XsegPrdDst => product(
-            need(&pred.xseg_prd, "XSeg-prd")?,
-            need(&pred.xseg_dst, "XSeg-dst")?,
-        )?,
+        MaskMode::XsegPrd => xseg_prd()?.clone(),
+        MaskMode::XsegDst => xseg_dst()?.clone(),
+        MaskMode::XsegPrdDst => product(xseg_prd()?, xseg_dst()?)?,
         MaskMode::LearnedXsegAll => product(
-            &product(
-                need(&pred.prd_mask, "learned-prd")?,
-                need(&pred.dst_mask, "learned-dst")?,
-            )?,
-            &product(
-                need(&pred.xseg_prd, "XSeg-prd")?,
-                need(&pred.xseg_dst, "XSeg-dst")?,
-            )?,
+            &product(prd()?, dst()?)?,
+            &product(xseg_prd()?, xseg_dst()?)?,
         )?,
     };
     // Step 7: noise floor.

@@ -133,6 +133,14 @@ fn all_configs() -> Vec<MergerConfig> {
     v
 }
 
+/// A 120x100 frame with one face (its landmarks), prepared and predicted by `m`.
+fn one_face_frame(m: &MergeModel) -> (Vec<Pt>, Image, Vec<(dfl_merge::PreparedFace, Prediction)>) {
+    let lm = landmarks(60.0, 50.0, 48.0);
+    let img = frame(120, 100, std::slice::from_ref(&lm));
+    let faces = predictions(m, &img, std::slice::from_ref(&lm));
+    (lm, img, faces)
+}
+
 fn predictions(
     m: &MergeModel,
     img: &Image,
@@ -183,9 +191,7 @@ fn square_box(lm: &[Pt], size: f64) -> (f64, f64, f64, f64) {
 #[test]
 fn mask_modes_need_exactly_their_learned_masks() {
     let m = model();
-    let lm = landmarks(60.0, 50.0, 48.0);
-    let img = frame(120, 100, std::slice::from_ref(&lm));
-    let faces = predictions(&m, &img, std::slice::from_ref(&lm));
+    let (_, img, faces) = one_face_frame(&m);
     let (prep, pred) = &faces[0];
     let merge = |cfg: &MergerConfig, pred: &Prediction| {
         merge_face(
@@ -233,9 +239,7 @@ fn mask_modes_need_exactly_their_learned_masks() {
 #[test]
 fn every_mode_and_mask_mode() {
     let m = model();
-    let lm = landmarks(60.0, 50.0, 48.0);
-    let img = frame(120, 100, std::slice::from_ref(&lm));
-    let faces = predictions(&m, &img, std::slice::from_ref(&lm));
+    let (lm, img, faces) = one_face_frame(&m);
     let (prep, pred) = &faces[0];
     let t = std::time::Instant::now();
     for cfg in all_configs() {

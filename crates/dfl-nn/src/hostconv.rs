@@ -1319,74 +1319,48 @@ mod tests {
         assert_eq!(cache.len(), 1);
     }
 
-    /// Timing probe (ignored): forward + all gradients of the encoders' 5x5/2/2 layers,
-    /// direct against the phased plan, both threads.
-    #[test]
-    #[ignore]
-    fn profile_phased_training() {
-        for (n, c, o, hw) in [
-            (8, 64, 128, 64),
-            (8, 128, 256, 32),
-            (16, 64, 128, 64),
-            (16, 128, 256, 32),
-            (4, 64, 128, 48),
-            (8, 64, 128, 48),
-            (8, 128, 256, 24),
-        ] {
-            let s = ConvShape {
-                n,
-                c,
-                h: hw,
-                w: hw,
-                o,
-                k: 5,
-                stride: 2,
-                pad: 2,
-            };
-            let dev = Device::flex();
-            let x = host(random([n, c, hw, hw], &dev));
-            let w = host(random([o, c, 5, 5], &dev));
-            let b = vec![0.0f32; o];
-            let dy = host(random([n, o, hw / 2, hw / 2], &dev));
-            let time = |f: &dyn Fn()| {
+    /// Best of `rounds` timed runs of `f` after one warm-up run, in ms (the timing probes).
+    fn best_ms(rounds: usize, f: impl Fn()) -> f64 {
+        f();
+        (0..rounds)
+            .map(|_| {
+                let t = std::time::Instant::now();
                 f();
-                (0..3)
-                    .map(|_| {
-                        let t = std::time::Instant::now();
-                        f();
-                        t.elapsed().as_secs_f64() * 1e3
-                    })
-                    .fold(f64::MAX, f64::min)
-            };
-            let plan = Plan::of(&s, CpuConv::Winograd, false);
-            let mut line = format!("n{n} {c}->{o} @{hw} {:?}:", plan.var.map(|v| v.planes()));
-            for _ in 0..2 {
-                for p in [
-                    Plan {
-                        var: None,
-                        phased: false,
-                    },
-                    plan,
-                ] {
-                    let f = time(&|| {
-                        forward_planned(&s, &x, &w, &b, TILE_FLOATS, p, None);
-                    });
-                    let bw = time(&|| {
-                        backward_planned(&s, &x, &w, &dy, [true; 3], TILE_FLOATS, p);
-                    });
-                    line += &format!(" [{} fwd {f:.1} bwd {bw:.1}]", p.phased);
-                }
-            }
-            eprintln!("{line}");
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .fold(f64::MAX, f64::min)
+    }
+
+    /// A square convolution as the networks use them: 3x3/1/1, or leras' 5x5/2/2 `Downscale`.
+    fn square(n: usize, c: usize, o: usize, hw: usize, k: usize) -> ConvShape {
+        let (stride, pad) = if k == 5 { (2, 2) } else { (1, 1) };
+        ConvShape {
+            n,
+            c,
+            h: hw,
+            w: hw,
+            o,
+            k,
+            stride,
+            pad,
         }
     }
 
-    /// Timing probe (ignored): forward + all gradients of 3x3 layers at training batch sizes,
-    /// im2col against F(2x2) and F(4x4) (kernels transformed at every call), both threads.
+    /// Timing probe (ignored): forward + all gradients at training batch sizes, both threads:
+    /// 3x3 layers with im2col, F(2x2) and F(4x4) (kernels transformed at every call), and the
+    /// encoders' 5x5/2/2 layers direct and as the default plan picks them (phased).
     #[test]
     #[ignore]
     fn profile_training_shapes() {
-        let shapes = [
+        let direct = Plan {
+            var: None,
+            phased: false,
+        };
+        let wino = |var| Plan {
+            var: Some(var),
+            phased: false,
+        };
+        let three = [
             (4, 512, 512, 12),
             (4, 512, 1024, 12),
             (8, 512, 512, 12),
@@ -1394,46 +1368,55 @@ mod tests {
             (8, 512, 512, 8),
             (8, 512, 2048, 8),
             (4, 128, 2048, 6),
-        ];
-        for (n, c, o, hw) in shapes {
-            let s = ConvShape {
-                n,
-                c,
-                h: hw,
-                w: hw,
-                o,
-                k: 3,
-                stride: 1,
-                pad: 1,
-            };
+        ]
+        .map(|(n, c, o, hw)| {
+            let plans = vec![direct, wino(&winograd::F2), wino(&winograd::F4)];
+            (square(n, c, o, hw, 3), plans)
+        });
+        let five = [
+            (8, 64, 128, 64),
+            (8, 128, 256, 32),
+            (16, 64, 128, 64),
+            (16, 128, 256, 32),
+            (4, 64, 128, 48),
+            (8, 64, 128, 48),
+            (8, 128, 256, 24),
+        ]
+        .map(|(n, c, o, hw)| {
+            let s = square(n, c, o, hw, 5);
+            (s, vec![direct, Plan::of(&s, CpuConv::Winograd, false)])
+        });
+        for (s, plans) in three.into_iter().chain(five) {
             let dev = Device::flex();
-            let x = host(random([n, c, hw, hw], &dev));
-            let w = host(random([o, c, 3, 3], &dev));
-            let b = vec![0.0f32; o];
-            let dy = host(random([n, o, hw, hw], &dev));
-            let time = |f: &dyn Fn()| {
-                f();
-                (0..3)
-                    .map(|_| {
-                        let t = std::time::Instant::now();
-                        f();
-                        t.elapsed().as_secs_f64() * 1e3
-                    })
-                    .fold(f64::MAX, f64::min)
-            };
-            let auto = Plan::of(&s, CpuConv::Winograd, false)
-                .var
-                .map(|v| v.planes());
-            let mut line = format!("n{n} {c}->{o} @{hw} (picked {auto:?}):");
-            for var in [None, Some(&winograd::F2), Some(&winograd::F4)] {
-                let p = Plan { var, phased: false };
-                let f = time(&|| {
+            let (oh, ow) = s.out_hw().unwrap();
+            let x = host(random([s.n, s.c, s.h, s.w], &dev));
+            let w = host(random([s.o, s.c, s.k, s.k], &dev));
+            let b = vec![0.0f32; s.o];
+            let dy = host(random([s.n, s.o, oh, ow], &dev));
+            let auto = Plan::of(&s, CpuConv::Winograd, false);
+            let mut line = format!(
+                "n{} {}->{} @{} k{} (picked {:?}, phased {}):",
+                s.n,
+                s.c,
+                s.o,
+                s.h,
+                s.k,
+                auto.var.map(|v| v.planes()),
+                auto.phased
+            );
+            for p in plans {
+                let f = best_ms(3, || {
                     forward_planned(&s, &x, &w, &b, TILE_FLOATS, p, None);
                 });
-                let bw = time(&|| {
+                let bw = best_ms(3, || {
                     backward_planned(&s, &x, &w, &dy, [true; 3], TILE_FLOATS, p);
                 });
-                line += &format!(" [{:?} {:.1}+{:.1}]", var.map(|v| v.planes()), f, bw);
+                let what = format!(
+                    "{:?}{}",
+                    p.var.map(|v| v.planes()),
+                    ["", " phased"][usize::from(p.phased)]
+                );
+                line += &format!(" [{what} {f:.1}+{bw:.1}]");
             }
             eprintln!("{line}");
         }
@@ -1465,37 +1448,18 @@ mod tests {
                     (256, 256, 16),
                     (128, 128, 32),
                 ] {
-                    let s = ConvShape {
-                        n,
-                        c,
-                        h: hw,
-                        w: hw,
-                        o,
-                        k: 3,
-                        stride: 1,
-                        pad: 1,
-                    };
+                    let s = square(n, c, o, hw, 3);
                     let dev = Device::flex();
-                    let x = host(random([s.n, c, hw, hw], &dev));
+                    let x = host(random([n, c, hw, hw], &dev));
                     let w = host(random([o, c, 3, 3], &dev));
                     let b = vec![0.0f32; o];
-                    let time = |f: &dyn Fn()| {
-                        f();
-                        (0..5)
-                            .map(|_| {
-                                let t = std::time::Instant::now();
-                                f();
-                                t.elapsed().as_secs_f64() * 1e3
-                            })
-                            .fold(f64::MAX, f64::min)
-                    };
-                    let im = time(&|| {
+                    let im = best_ms(5, || {
                         forward(&s, &x, &w, &b, TILE_FLOATS, None, None);
                     });
                     let mut line = format!("n{n} {c}->{o} @{hw}: im2col {im:.2} ms");
                     for (name, v) in [("F2", &winograd::F2), ("F4", &winograd::F4)] {
                         let u = winograd::kernels(v, &w, o, c, false);
-                        let all = time(&|| {
+                        let all = best_ms(5, || {
                             forward(&s, &x, &w, &b, TILE_FLOATS, Some(v), Some(&u));
                         });
                         line += &format!(", {name} {all:.2} ({:.2}x)", im / all);

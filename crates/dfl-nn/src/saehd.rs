@@ -178,6 +178,20 @@ impl LearnedMasks {
         prd: true,
         dst: true,
     };
+
+    /// Neither mask.
+    pub const NONE: LearnedMasks = LearnedMasks {
+        prd: false,
+        dst: false,
+    };
+
+    /// The masks either asks for.
+    pub fn union(self, other: LearnedMasks) -> LearnedMasks {
+        LearnedMasks {
+            prd: self.prd || other.prd,
+            dst: self.dst || other.dst,
+        }
+    }
 }
 
 /// A merge-time prediction: the swapped face `[B, 3, R, R]` and the learned-prd and

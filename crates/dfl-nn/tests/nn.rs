@@ -654,19 +654,22 @@ fn parity_with_pytorch_optimizers() {
     }
 }
 
+/// A number from the environment variable `name` (the profiling drivers' settings), else
+/// `default`.
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Profiling driver (not a test): `PROFILE_ARCHI=liae-ud PROFILE_RES=128 PROFILE_BATCH=4`.
 #[test]
 #[ignore = "profiling driver"]
 fn profile_full_size_step() {
     let archi = std::env::var("PROFILE_ARCHI").unwrap_or_else(|_| "liae-ud".into());
-    let res: usize = std::env::var("PROFILE_RES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(128);
-    let b: usize = std::env::var("PROFILE_BATCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let res = env_usize("PROFILE_RES", 128);
+    let b = env_usize("PROFILE_BATCH", 4);
     let opts = SaehdOptions {
         archi: archi.parse().unwrap(),
         resolution: res,
@@ -790,14 +793,8 @@ fn profile_quick96_predict() {
     let res = m.options().resolution;
     let dev = Device::flex();
     let cache = Arc::new(KernelCache::default());
-    let per: usize = std::env::var("PER")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
-    let rounds: usize = std::env::var("ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let per = env_usize("PER", 4);
+    let rounds = env_usize("ROUNDS", 10);
     let run = || {
         (0..rayon::current_num_threads())
             .into_par_iter()

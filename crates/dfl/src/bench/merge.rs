@@ -24,8 +24,8 @@ use dfl_geom::{FaceType, Pt};
 use dfl_image::{Image, Quantize};
 use dfl_merge::frames::{Layout, bgr_to_rgb_bytes, encode_png};
 use dfl_merge::{
-    ColorTransfer, MaskMode, MergeModel, MergeOptions, MergerConfig, Mode, Region, combine,
-    merge_face, prepare_face,
+    ColorTransfer, MaskMode, MergeModel, MergeOptions, MergerConfig, Mode, PreparedFace, Region,
+    combine, merge_face, prepare_face,
 };
 use dfl_nn::{DeviceSpec, Quick96, Saehd, SaehdOptions};
 use rayon::prelude::*;
@@ -139,14 +139,14 @@ fn whole_run(model: &MergeModel, clip: &Clip, out: &Path, cfg: &MergerConfig) ->
     Ok(r.counts.merged as f64 / t.elapsed().as_secs_f64())
 }
 
-/// The dst face crops of a clip, ready for prediction.
-fn crops(model: &MergeModel, clip: &Clip) -> Result<Vec<Image>> {
+/// Every frame's face of a clip prepared for the model (the dst crop is the network input).
+fn prepared(model: &MergeModel, clip: &Clip) -> Result<Vec<PreparedFace>> {
     let spec = model.face_spec();
     Ok(clip
         .images
         .iter()
         .zip(&clip.faces)
-        .map(|(img, lm)| prepare_face(img, lm, spec).map(|p| p.dst_face))
+        .map(|(img, lm)| prepare_face(img, lm, spec))
         .collect::<dfl_merge::Result<Vec<_>>>()?)
 }
 
@@ -154,8 +154,8 @@ fn crops(model: &MergeModel, clip: &Clip) -> Result<Vec<Image>> {
 /// kernels, scratch buffers) that the timed runs below then no longer pay, as DFL's figure
 /// excludes its own start-up.
 fn warm_up(model: &MergeModel, clip: &Clip, cfg: &MergerConfig) -> Result<f64> {
-    let faces = crops(model, clip)?;
-    let inputs: Vec<&Image> = faces.iter().take(8).collect();
+    let faces = prepared(model, clip)?;
+    let inputs: Vec<&Image> = faces.iter().take(8).map(|p| &p.dst_face).collect();
     let t = Instant::now();
     model.predict(&inputs, 8, cfg.mask_mode.learned_masks())?;
     Ok(t.elapsed().as_secs_f64())
@@ -164,8 +164,8 @@ fn warm_up(model: &MergeModel, clip: &Clip, cfg: &MergerConfig) -> Result<f64> {
 /// Faces/s of the model's prediction alone (batches of 8, face crops prepared beforehand,
 /// the learned masks the mask mode uses).
 fn inference_only(model: &MergeModel, clip: &Clip, cfg: &MergerConfig) -> Result<f64> {
-    let faces = crops(model, clip)?;
-    let inputs: Vec<&Image> = faces.iter().collect();
+    let faces = prepared(model, clip)?;
+    let inputs: Vec<&Image> = faces.iter().map(|p| &p.dst_face).collect();
     let t = Instant::now();
     let preds = model.predict(&inputs, 8, cfg.mask_mode.learned_masks())?;
     Ok(preds.len() as f64 / t.elapsed().as_secs_f64())
@@ -181,13 +181,8 @@ fn merge_only(
     rounds: usize,
 ) -> Result<f64> {
     let spec = model.face_spec();
-    let prepared = clip
-        .images
-        .iter()
-        .zip(&clip.faces)
-        .map(|(img, lm)| prepare_face(img, lm, spec))
-        .collect::<dfl_merge::Result<Vec<_>>>()?;
-    let inputs: Vec<&Image> = prepared.iter().map(|p| &p.dst_face).collect();
+    let faces = prepared(model, clip)?;
+    let inputs: Vec<&Image> = faces.iter().map(|p| &p.dst_face).collect();
     let preds = model.predict(&inputs, 8, cfg.mask_mode.learned_masks())?;
     let run = || -> Result<()> {
         clip.images
