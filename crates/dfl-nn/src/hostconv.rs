@@ -23,6 +23,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -34,6 +35,15 @@ use winograd::Variant;
 /// Floats in one im2col tile: output rows are processed in tiles of at most this many column
 /// entries, so the scratch memory stays bounded at any resolution.
 const TILE_FLOATS: usize = 1 << 20;
+
+/// Maps of fewer output positions than this run im2col over several images at once: one
+/// image's columns would make narrow products (64 columns at 8x8) that repack the whole
+/// weight matrix per image, and a weight gradient added from 64-long sums per image.
+const GROUP_BELOW: usize = 256;
+
+/// A group of images' columns may take this many tiles ([`TILE_FLOATS`]): at 1,024 input
+/// channels a single 8x8 image's column matrix is already over half a tile.
+const GROUP_TILES: usize = 4;
 
 /// Which convolution runs on the CPU device. The default is the fastest; the others stay
 /// selectable so that a benchmark can compare them in one run (`dfl bench train`).
@@ -202,6 +212,31 @@ impl ConvShape {
         (tile / (self.ckk() * ow).max(1)).clamp(1, oh)
     }
 
+    /// The im2col chunks of `images` images: `(images, rows)` ranges, each one product. Small
+    /// maps ([`GROUP_BELOW`]) whose images fit a tile whole go several images per chunk (at
+    /// most [`GROUP_TILES`] tiles of columns), others one image and `tile_rows` rows at a time.
+    fn chunks(
+        &self,
+        images: usize,
+        (oh, ow): (usize, usize),
+        tile: usize,
+    ) -> Vec<(Range<usize>, Range<usize>)> {
+        let rows = self.tile_rows(oh, ow, tile);
+        let per_image = self.ckk() * oh * ow;
+        let group = if oh * ow < GROUP_BELOW && rows == oh {
+            (GROUP_TILES * tile / per_image.max(1)).clamp(1, images.max(1))
+        } else {
+            1
+        };
+        let mut out = Vec::new();
+        for i0 in (0..images).step_by(group) {
+            for r0 in (0..oh).step_by(rows) {
+                out.push((i0..(i0 + group).min(images), r0..(r0 + rows).min(oh)));
+            }
+        }
+        out
+    }
+
     /// For kernel column (or row) `kx`: the output positions `lo..hi` whose input position
     /// `ox * stride + kx - pad` lies inside `0..len`.
     fn valid(&self, kx: usize, out: usize, len: usize) -> (usize, usize) {
@@ -255,13 +290,14 @@ impl Plan {
 }
 
 thread_local! {
-    /// Per-thread im2col scratch (columns and column gradients), kept between calls: a fresh
-    /// multi-megabyte buffer per call would cost an mmap, page faults and zeroing each time.
-    static SCRATCH: Cell<[Vec<f32>; 2]> = const { Cell::new([Vec::new(), Vec::new()]) };
+    /// Per-thread im2col scratch (columns, column gradients, and a grouped chunk's product or
+    /// gathered output gradient), kept between calls: a fresh multi-megabyte buffer per call
+    /// would cost an mmap, page faults and zeroing each time.
+    static SCRATCH: Cell<[Vec<f32>; 3]> = const { Cell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// Runs `f` with this thread's scratch buffers (re-entrant: a nested call gets empty ones).
-fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 2]) -> R) -> R {
+fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 3]) -> R) -> R {
     let mut bufs = SCRATCH.take();
     let r = f(&mut bufs);
     SCRATCH.set(bufs);
@@ -360,21 +396,21 @@ fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, a: Mat, b: Mat, par:
     }
 }
 
-/// Visits every (column-matrix row, output row) pair of output rows `r0..r1` of one image:
-/// `f(at, x_row, (lo, hi), kx)` with the offset of that output row's `ow` column entries, the
-/// offset of the input row they read (`None`: padding) and the valid output columns `lo..hi`.
+/// Visits every (column-matrix row, output row) pair of output rows `r0..r1` of one image
+/// whose columns start at `at0` of column-matrix rows `rs` apart: `f(at, x_row, (lo, hi),
+/// kx)` with the offset of that output row's `ow` column entries, the offset of the input row
+/// they read (`None`: padding) and the valid output columns `lo..hi`.
 fn for_each_tap(
     s: &ConvShape,
     ow: usize,
-    r0: usize,
-    r1: usize,
+    (r0, r1): (usize, usize),
+    (at0, rs): (usize, usize),
     mut f: impl FnMut(usize, Option<usize>, (usize, usize), usize),
 ) {
-    let t = (r1 - r0) * ow;
     for c in 0..s.c {
         for ky in 0..s.k {
             for kx in 0..s.k {
-                let row = ((c * s.k + ky) * s.k + kx) * t;
+                let row = at0 + ((c * s.k + ky) * s.k + kx) * rs;
                 let range = s.valid(kx, ow, s.w);
                 for oy in r0..r1 {
                     let iy = (oy * s.stride + ky).checked_sub(s.pad).filter(|&y| y < s.h);
@@ -386,10 +422,18 @@ fn for_each_tap(
     }
 }
 
-/// im2col of output rows `r0..r1` of one image `x` (`[c, h, w]`): `cols[(c, ky, kx)][(oy, ox)]`.
-fn im2col(s: &ConvShape, x: &[f32], ow: usize, r0: usize, r1: usize, cols: &mut [f32]) {
+/// im2col of output rows `r0..r1` of one image `x` (`[c, h, w]`):
+/// `cols[(c, ky, kx)][(oy, ox)]`, that image's columns at `at0` of rows `rs` apart.
+fn im2col(
+    s: &ConvShape,
+    x: &[f32],
+    ow: usize,
+    rows: (usize, usize),
+    at: (usize, usize),
+    cols: &mut [f32],
+) {
     let st = s.stride;
-    for_each_tap(s, ow, r0, r1, |at, x_row, (lo, hi), kx| {
+    for_each_tap(s, ow, rows, at, |at, x_row, (lo, hi), kx| {
         let dst = &mut cols[at..][..ow];
         let Some(x_row) = x_row else {
             dst.fill(0.0);
@@ -409,30 +453,42 @@ fn im2col(s: &ConvShape, x: &[f32], ow: usize, r0: usize, r1: usize, cols: &mut 
     });
 }
 
-/// The column matrix `[c*k*k, (r1 - r0) * ow]` of output rows `r0..r1` of one image `x`:
-/// the input itself for a 1x1/1/0 convolution, else its [`im2col`] in `cols`.
+/// The column matrix `[c*k*k, images * (r1 - r0) * ow]` of output rows `r0..r1` of the
+/// images `x` (`[images][c][h][w]`), one image's columns after the other's: the input itself
+/// for one image of a 1x1/1/0 convolution, else its [`im2col`] in `cols`.
 fn columns<'a>(
     s: &ConvShape,
     x: &'a [f32],
     ow: usize,
-    r0: usize,
-    r1: usize,
+    (r0, r1): (usize, usize),
     cols: &'a mut Vec<f32>,
 ) -> Mat<'a> {
     let t = (r1 - r0) * ow;
-    if s.pointwise() {
+    let chw = s.c * s.h * s.w;
+    let images = x.len() / chw.max(1);
+    if s.pointwise() && images == 1 {
         return Mat::rows(&x[r0 * ow..], s.c, t, s.h * s.w);
     }
-    cols.resize(s.ckk() * t, 0.0);
-    im2col(s, x, ow, r0, r1, cols);
-    Mat::rows(cols, s.ckk(), t, t)
+    let width = images * t;
+    cols.resize(s.ckk() * width, 0.0);
+    for (i, x) in x.chunks_exact(chw).enumerate() {
+        im2col(s, x, ow, (r0, r1), (i * t, width), cols);
+    }
+    Mat::rows(cols, s.ckk(), width, width)
 }
 
-/// col2im, the adjoint of [`im2col`]: adds the column entries of output rows `r0..r1` back
-/// into the image gradient `dx` (`[c, h, w]`).
-fn col2im(s: &ConvShape, cols: &[f32], ow: usize, r0: usize, r1: usize, dx: &mut [f32]) {
+/// col2im, the adjoint of [`im2col`]: adds the column entries of output rows `r0..r1` of one
+/// image (at `at0` of rows `rs` apart) back into its gradient `dx` (`[c, h, w]`).
+fn col2im(
+    s: &ConvShape,
+    cols: &[f32],
+    ow: usize,
+    rows: (usize, usize),
+    at: (usize, usize),
+    dx: &mut [f32],
+) {
     let st = s.stride;
-    for_each_tap(s, ow, r0, r1, |at, x_row, (lo, hi), kx| {
+    for_each_tap(s, ow, rows, at, |at, x_row, (lo, hi), kx| {
         let Some(x_row) = x_row else { return };
         let src = &cols[at..][..ow];
         let dst = &mut dx[x_row..][..s.w];
@@ -488,27 +544,50 @@ fn forward(
         out.par_chunks_mut(per * s.o * plane)
             .zip(x.par_chunks(per * chw))
             .for_each(|(y, x)| {
-                with_scratch(|[v, m]| {
+                with_scratch(|[v, m, _]| {
                     let dims = (s.c, s.h, s.w, s.o);
                     winograd::conv_images(var, dims, x, u, Some(bias), y, [v, m], tile, par)
                 })
             });
         return Some(out);
     }
-    let rows = s.tile_rows(oh, ow, tile);
     let w = Mat::rows(weight, s.o, ckk, ckk);
-    out.par_chunks_mut(s.o * plane)
-        .zip(x.par_chunks(chw))
+    let threads = rayon::current_num_threads().max(1);
+    let per = s.n.div_ceil(threads.min(s.n).max(1));
+    out.par_chunks_mut(per * s.o * plane)
+        .zip(x.par_chunks(per * chw))
         .for_each(|(y, x)| {
-            with_scratch(|[cols, _]| {
-                for r0 in (0..oh).step_by(rows) {
-                    let r1 = (r0 + rows).min(oh);
-                    let t = (r1 - r0) * ow;
-                    for (o, b) in bias.iter().enumerate() {
-                        y[o * plane + r0 * ow..][..t].fill(*b);
+            with_scratch(|[cols, _, prod]| {
+                for (images, rows) in s.chunks(x.len() / chw, (oh, ow), tile) {
+                    let (g, t) = (images.len(), rows.len() * ow);
+                    let x = &x[images.start * chw..images.end * chw];
+                    let rhs = columns(s, x, ow, (rows.start, rows.end), cols);
+                    if g == 1 {
+                        let y = &mut y[images.start * s.o * plane..][..s.o * plane];
+                        for (o, b) in bias.iter().enumerate() {
+                            y[o * plane + rows.start * ow..][..t].fill(*b);
+                        }
+                        matmul(&mut y[rows.start * ow..], plane, true, w, rhs, par);
+                        continue;
                     }
-                    let rhs = columns(s, x, ow, r0, r1, cols);
-                    matmul(&mut y[r0 * ow..], plane, true, w, rhs, par);
+                    // Several whole images: their product, then each image's share.
+                    prod.resize(s.o * g * t, 0.0);
+                    matmul(prod, g * t, false, w, rhs, par);
+                    for (i, y) in y[images.start * s.o * plane..]
+                        .chunks_exact_mut(s.o * plane)
+                        .take(g)
+                        .enumerate()
+                    {
+                        for ((y, b), p) in y
+                            .chunks_exact_mut(plane)
+                            .zip(bias)
+                            .zip(prod.chunks_exact(g * t))
+                        {
+                            for (y, p) in y.iter_mut().zip(&p[i * t..][..t]) {
+                                *y = p + b;
+                            }
+                        }
+                    }
                 }
             });
         });
@@ -599,7 +678,6 @@ fn backward(
     let groups = threads.min(s.n).max(1);
     let per = s.n.div_ceil(groups);
     let par = groups == 1 && threads > 1;
-    let rows = s.tile_rows(oh, ow, tile);
     let w = Mat::rows(weight, s.o, ckk, ckk);
     // The input gradient of a 3x3/1/1 convolution is one too (rotated, transposed kernels).
     let adjoint = winograd
@@ -630,41 +708,52 @@ fn backward(
                 Vec::new()
             };
             let mut db = vec![0.0f32; if want_b { s.o } else { 0 }];
-            with_scratch(|[cols, dcols]| {
+            with_scratch(|[cols, dcols, dyg]| {
                 let images = g * per..((g + 1) * per).min(s.n);
                 let (first, count) = (images.start, images.len());
-                for (local, i) in images.enumerate() {
-                    let x = &x[i * chw..][..chw];
+                for i in images {
                     let dy = &dy[i * s.o * plane..][..s.o * plane];
                     for (o, db) in db.iter_mut().enumerate() {
                         *db += dy[o * plane..][..plane].iter().sum::<f32>();
                     }
-                    if want_w && winograd.is_none() {
-                        for r0 in (0..oh).step_by(rows) {
-                            let r1 = (r0 + rows).min(oh);
-                            let t = (r1 - r0) * ow;
-                            let xc = columns(s, x, ow, r0, r1, cols);
-                            let dy_t = Mat::rows(&dy[r0 * ow..], s.o, t, plane);
+                }
+                let im2col_dx = adjoint.is_none() && dx.is_some();
+                // im2col unless Winograd computes both below.
+                if winograd.is_none() && (want_w || im2col_dx) {
+                    for (local, rows) in s.chunks(count, (oh, ow), tile) {
+                        let (n, t) = (local.len(), rows.len() * ow);
+                        let i0 = first + local.start;
+                        // The output gradient of these images and rows, `[o][n * t]`.
+                        let dy_t = if n == 1 {
+                            Mat::rows(&dy[i0 * s.o * plane + rows.start * ow..], s.o, t, plane)
+                        } else {
+                            dyg.resize(s.o * n * t, 0.0);
+                            for (o, d) in dyg.chunks_exact_mut(n * t).enumerate() {
+                                for (j, d) in d.chunks_exact_mut(t).enumerate() {
+                                    let at = ((i0 + j) * s.o + o) * plane + rows.start * ow;
+                                    d.copy_from_slice(&dy[at..][..t]);
+                                }
+                            }
+                            Mat::rows(dyg, s.o, n * t, n * t)
+                        };
+                        let r = (rows.start, rows.end);
+                        if want_w {
+                            let x = &x[i0 * chw..(i0 + n) * chw];
+                            let xc = columns(s, x, ow, r, cols);
                             matmul(&mut dw, ckk, true, dy_t, xc.t(), par);
                         }
-                    }
-                    if adjoint.is_some() {
-                        continue;
-                    }
-                    let Some(dx) = dx.as_deref_mut() else {
-                        continue;
-                    };
-                    let dx = &mut dx[local * chw..][..chw];
-                    for r0 in (0..oh).step_by(rows) {
-                        let r1 = (r0 + rows).min(oh);
-                        let t = (r1 - r0) * ow;
-                        let dy_t = Mat::rows(&dy[r0 * ow..], s.o, t, plane);
-                        if s.pointwise() {
-                            matmul(&mut dx[r0 * ow..], plane, false, w.t(), dy_t, par);
+                        let Some(dx) = dx.as_deref_mut().filter(|_| im2col_dx) else {
+                            continue;
+                        };
+                        let dx = &mut dx[(i0 - first) * chw..][..n * chw];
+                        if s.pointwise() && n == 1 {
+                            matmul(&mut dx[rows.start * ow..], plane, false, w.t(), dy_t, par);
                         } else {
-                            dcols.resize(ckk * t, 0.0);
-                            matmul(dcols, t, false, w.t(), dy_t, par);
-                            col2im(s, dcols, ow, r0, r1, dx);
+                            dcols.resize(ckk * n * t, 0.0);
+                            matmul(dcols, n * t, false, w.t(), dy_t, par);
+                            for (j, dx) in dx.chunks_exact_mut(chw).enumerate() {
+                                col2im(s, dcols, ow, r, (j * t, n * t), dx);
+                            }
                         }
                     }
                 }
