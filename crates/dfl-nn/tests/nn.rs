@@ -676,9 +676,17 @@ fn profile_full_size_step() {
         gan_patch_size: res / 8,
         ..SaehdOptions::default()
     };
-    let mut m = Saehd::new(opts, DeviceSpec::Cpu, 0).unwrap();
+    let quick = std::env::var_os("QUICK96").is_some();
+    let mut q96 = quick.then(|| dfl_nn::Quick96::new(DeviceSpec::Cpu, 0).unwrap());
+    let mut saehd = (!quick).then(|| Saehd::new(opts, DeviceSpec::Cpu, 0).unwrap());
+    let m = match (&mut q96, &mut saehd) {
+        (Some(q), _) => q.as_saehd_mut(),
+        (_, Some(s)) => s,
+        _ => unreachable!(),
+    };
+    let (b, res) = if quick { (4, 96) } else { (b, res) };
     let batch = dfl_nn::synthetic::batch(b, res, 1, &Device::flex());
-    for i in 0..3 {
+    for i in 0..env_usize("STEPS", 3) {
         let t = std::time::Instant::now();
         let l = m.train_step(&batch).unwrap();
         eprintln!("step {i}: {:?} {:?}", t.elapsed(), l.timings);
