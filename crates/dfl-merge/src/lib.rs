@@ -25,7 +25,7 @@ pub mod motion;
 pub mod provenance;
 pub mod session;
 
-pub use batch::{ENGINE_VERSION, MergeOptions, MergeReport, merge_folder};
+pub use batch::{DEFAULT_BATCH, ENGINE_VERSION, MergeOptions, MergeReport, merge_folder};
 pub use config::{ColorTransfer, ConfigError, MaskMode, MergerConfig, Mode, Sharpen};
 pub use engine::{
     FaceResult, FaceSpec, Merged, Motion, Prediction, PreparedFace, Region, combine, merge_face,

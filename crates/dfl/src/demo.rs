@@ -410,7 +410,7 @@ fn merge(d: &Demo) -> Result<String> {
         mask_output: Some(d.path("data_dst/merged_mask")),
         config: Some((merge_config(), "the demo's merge settings".into())),
         shard: dfl_core::Shard::ALL,
-        batch: 8,
+        batch: dfl_merge::DEFAULT_BATCH,
     };
     let r = dfl_merge::merge_folder(&model, None, &opts, &d.ui.progress())?;
     Ok(format!(

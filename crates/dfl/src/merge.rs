@@ -66,7 +66,7 @@ pub struct MergeArgs {
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// Faces per network call.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, default_value_t = dfl_merge::DEFAULT_BATCH as u32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub batch: u32,
 }
 

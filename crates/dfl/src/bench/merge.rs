@@ -32,6 +32,19 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Frames of the Quick96 whole run: DFL's figure is its merger's steady rate, and a short
+/// clip would mostly time the first chunk's read and the last chunk's writes, which nothing
+/// overlaps (48 frames measured 15-25 % below 144 on the same build).
+const Q96_FRAMES: usize = 144;
+
+/// Faces per network call, the merger's default (`BATCH` overrides it for A/B runs).
+fn batch() -> usize {
+    std::env::var("BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(dfl_merge::DEFAULT_BATCH)
+}
+
 /// DFL 2.0's merger, Quick96, 512x512, overlay, dst mask, 2 workers: 12.6-14.2 frames/s.
 const DFL_QUICK96_FPS: f64 = 14.2;
 const DFL: &str = "DFL 2.0 merger, 2 workers (measured elsewhere)";
@@ -132,7 +145,7 @@ fn whole_run(model: &MergeModel, clip: &Clip, out: &Path, cfg: &MergerConfig) ->
         mask_output: None,
         config: Some((cfg.clone(), "bench".into())),
         shard: dfl_core::Shard::ALL,
-        batch: 8,
+        batch: batch(),
     };
     let t = Instant::now();
     let r = dfl_merge::merge_folder(model, None, &opts, &dfl_core::NoProgress)?;
@@ -150,24 +163,24 @@ fn prepared(model: &MergeModel, clip: &Clip) -> Result<Vec<PreparedFace>> {
         .collect::<dfl_merge::Result<Vec<_>>>()?)
 }
 
-/// Seconds of a fresh model's first prediction (8 faces): the one-time costs (transformed
+/// Seconds of a fresh model's first prediction (one call's faces): the one-time costs (transformed
 /// kernels, scratch buffers) that the timed runs below then no longer pay, as DFL's figure
 /// excludes its own start-up.
 fn warm_up(model: &MergeModel, clip: &Clip, cfg: &MergerConfig) -> Result<f64> {
     let faces = prepared(model, clip)?;
-    let inputs: Vec<&Image> = faces.iter().take(8).map(|p| &p.dst_face).collect();
+    let inputs: Vec<&Image> = faces.iter().take(batch()).map(|p| &p.dst_face).collect();
     let t = Instant::now();
-    model.predict(&inputs, 8, cfg.mask_mode.learned_masks())?;
+    model.predict(&inputs, batch(), cfg.mask_mode.learned_masks())?;
     Ok(t.elapsed().as_secs_f64())
 }
 
-/// Faces/s of the model's prediction alone (batches of 8, face crops prepared beforehand,
+/// Faces/s of the model's prediction alone (the merger's batches, face crops prepared beforehand,
 /// the learned masks the mask mode uses).
 fn inference_only(model: &MergeModel, clip: &Clip, cfg: &MergerConfig) -> Result<f64> {
     let faces = prepared(model, clip)?;
     let inputs: Vec<&Image> = faces.iter().map(|p| &p.dst_face).collect();
     let t = Instant::now();
-    let preds = model.predict(&inputs, 8, cfg.mask_mode.learned_masks())?;
+    let preds = model.predict(&inputs, batch(), cfg.mask_mode.learned_masks())?;
     Ok(preds.len() as f64 / t.elapsed().as_secs_f64())
 }
 
@@ -183,7 +196,7 @@ fn merge_only(
     let spec = model.face_spec();
     let faces = prepared(model, clip)?;
     let inputs: Vec<&Image> = faces.iter().map(|p| &p.dst_face).collect();
-    let preds = model.predict(&inputs, 8, cfg.mask_mode.learned_masks())?;
+    let preds = model.predict(&inputs, batch(), cfg.mask_mode.learned_masks())?;
     let run = || -> Result<()> {
         clip.images
             .par_iter()
@@ -214,7 +227,11 @@ fn merge_only(
 }
 
 pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
-    let (n_hd, n_q96, rounds) = if ctx.quick { (4, 8, 1) } else { (16, 48, 3) };
+    let (n_hd, n_q96, rounds) = if ctx.quick {
+        (4, 8, 1)
+    } else {
+        (16, Q96_FRAMES, 3)
+    };
     let progress = ui.progress();
     progress.start("merge bench", Some(5));
     let dir = ctx.scratch.join("merge");
@@ -248,7 +265,10 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
         goal: None,
     });
     figures.push(Figure {
-        name: format!("{name}: first prediction of a fresh model, 8 faces (not in the runs)"),
+        name: format!(
+            "{name}: first prediction of a fresh model, {} faces (not in the runs)",
+            batch()
+        ),
         unit: "s",
         ours: hd_warm,
         better: Better::Lower,
@@ -256,7 +276,10 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
         goal: None,
     });
     figures.push(Figure {
-        name: format!("{name}: model inference only (the masks the mask mode uses), batches of 8"),
+        name: format!(
+            "{name}: model inference only (the masks the mask mode uses), batches of {}",
+            batch()
+        ),
         unit: "faces/s",
         ours: hd_inf,
         better: Better::Higher,
@@ -307,19 +330,25 @@ pub fn run(ctx: &Ctx, ui: &Ui) -> Result<Vec<Figure>> {
     });
     for (what, v, unit, better) in [
         (
-            "first prediction of a fresh model, 8 faces (not in the whole run)",
+            format!(
+                "first prediction of a fresh model, {} faces (not in the whole run)",
+                batch()
+            ),
             q_warm,
             "s",
             Better::Lower,
         ),
         (
-            "model inference only (the masks the mask mode uses), batches of 8",
+            format!(
+                "model inference only (the masks the mask mode uses), batches of {}",
+                batch()
+            ),
             q_inf,
             "faces/s",
             Better::Higher,
         ),
         (
-            "merge only, inference excluded",
+            "merge only, inference excluded".into(),
             q_merge,
             "frames/s",
             Better::Higher,
