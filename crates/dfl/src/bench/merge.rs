@@ -32,9 +32,9 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Frames of the Quick96 whole run: DFL's figure is its merger's steady rate, and a short
-/// clip would mostly time the first chunk's read and the last chunk's writes, which nothing
-/// overlaps (48 frames measured 15-25 % below 144 on the same build).
+/// Frames of the Quick96 whole run: DFL's figure is its merger's steady rate, and in a short
+/// clip the first chunk's reads and the last chunk's writes, which nothing overlaps, weigh
+/// more (48 frames were only three chunks of 16, one and a half of 32).
 const Q96_FRAMES: usize = 144;
 
 /// Faces per network call, the merger's default (`BATCH` overrides it for A/B runs).
