@@ -11,8 +11,9 @@
 //! - `flatten` is C-major (C, H, W) because NCHW is already that order; `depth_to_space` uses
 //!   TensorFlow's DCR order, not PyTorch's `pixel_shuffle` order.
 
+use crate::hostact::leaky_relu;
 use burn::module::{Module, Param, ParamId};
-use burn::tensor::activation::{leaky_relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Device, Shape, Tensor, TensorData};

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod error;
 pub mod host;
+pub mod hostact;
 pub mod hostconv;
 pub mod info;
 pub mod layers;

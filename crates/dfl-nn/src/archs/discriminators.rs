@@ -1,10 +1,10 @@
 //! SAEHD's discriminators: the true-face code discriminator (§5.2 step 6) and the U-Net patch
 //! discriminator for GAN training (§5.2 step 7), including DFL's layer search.
 
+use crate::hostact::leaky_relu;
 use crate::layers::{Conv2d, ConvTranspose2d, Init};
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::activation::leaky_relu;
 
 /// True-face CodeDiscriminator on the inter output: `1 + code_res/8` stride-2 convs (kernel 4
 /// first, then 3) with `256 * min(2^i, 8)` channels and LeakyReLU 0.1, then a 1x1 conv to one
