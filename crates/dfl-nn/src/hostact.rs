@@ -31,7 +31,10 @@ pub fn leaky_relu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
 fn host_leaky_relu<const D: usize>(x: &Tensor<D>, alpha: f64) -> Option<Tensor<D>> {
     let device = x.device();
     // A positive slope keeps the sign, so the output alone tells the backward pass the slope.
-    if !(alpha > 0.0) || device.clone().inner() != Device::flex() || x.dtype() != DType::F32 {
+    if alpha.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        || device.clone().inner() != Device::flex()
+        || x.dtype() != DType::F32
+    {
         return None;
     }
     let (dims, a) = (x.dims(), alpha as f32);
