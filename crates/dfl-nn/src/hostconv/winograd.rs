@@ -89,11 +89,13 @@ impl Variant {
 /// Which algorithm computes a convolution, if any: 3x3/1/1 with at least 32 channels on both
 /// sides and enough tiles in the whole batch to pay for transforming the kernels at every
 /// call (`planes / 9` of the weights). F(4x4) (when `f4`) on maps of 32 px and more with at
-/// least 192 tiles of 4x4, else F(2x2) from 384 tiles of 2x2, else none (im2col). Measured
+/// least 192 tiles of 4x4, else F(2x2) from 128 tiles of 2x2, else none (im2col). Measured
 /// (forward + backward, best of 5, the layers taking turns): F(2x2) is 1.1-1.9x faster than
-/// im2col from 16x16 maps up; F(4x4) a further 1.1-1.3x on the decoders' 32x32 and 64x64
-/// maps but slower at 16x16 (4-tile rows, 36 transformed kernels per call); with fewer
-/// channels (the 128 -> 12 image head) neither pays.
+/// im2col from 16x16 maps up, and 1.1-1.5x on Quick96's 12x12 layers at batch 4 (144
+/// tiles) and SAEHD's 8x8 ones at 8 images (128 tiles) once its kernel buffers are kept
+/// between calls (whole steps 4-5 % faster); F(4x4) a further 1.1-1.3x on the decoders'
+/// 32x32 and 64x64 maps but slower at 16x16 (4-tile rows, 36 transformed kernels per call);
+/// with fewer channels (the 128 -> 12 image head) or 6x6 maps neither pays.
 pub(super) fn pick(s: &super::ConvShape, f4: bool) -> Option<&'static Variant> {
     if !(s.k == 3 && s.stride == 1 && s.pad == 1 && s.c.min(s.o) >= 32) {
         return None;
@@ -101,7 +103,7 @@ pub(super) fn pick(s: &super::ConvShape, f4: bool) -> Option<&'static Variant> {
     let tiles = |m: usize| s.n * s.h.div_ceil(m) * s.w.div_ceil(m);
     if f4 && s.h.min(s.w) >= 32 && tiles(4) >= 192 {
         Some(&F4)
-    } else if tiles(2) >= 384 {
+    } else if tiles(2) >= 128 {
         Some(&F2)
     } else {
         None
@@ -191,11 +193,27 @@ fn g_columns(v: &Variant) -> [[f32; MAX_N]; 3] {
 /// for the forward pass; with `adjoint`, `rows = c, cols = o` and every kernel rotated by 180
 /// degrees, the kernels of the input gradient.
 pub(super) fn kernels(v: &Variant, w: &[f32], o: usize, c: usize, adjoint: bool) -> Vec<f32> {
+    let mut u = Vec::new();
+    kernels_into(v, w, o, c, adjoint, &mut u);
+    u
+}
+
+/// [`kernels`] into `u` (resized; every value is written), so a caller can keep the buffer
+/// between calls: at 512 x 1,024 channels the F(2x2) kernels take 32 MiB, past the size
+/// from which every allocation is a fresh mapping that faults in page by page.
+pub(super) fn kernels_into(
+    v: &Variant,
+    w: &[f32],
+    o: usize,
+    c: usize,
+    adjoint: bool,
+    u: &mut Vec<f32>,
+) {
     let (n, planes) = (v.n(), v.planes());
     let (rows, cols) = if adjoint { (c, o) } else { (o, c) };
-    let mut u = vec![0.0f32; planes * o * c];
+    u.resize(planes * o * c, 0.0);
     if u.is_empty() {
-        return u;
+        return;
     }
     // Row r of all transformed planes, written together and in order (sequential streams;
     // writing kernel by kernel would scatter the stores across the whole buffer).
@@ -235,7 +253,6 @@ pub(super) fn kernels(v: &Variant, w: &[f32], o: usize, c: usize, adjoint: bool)
                 combine(out, &v.g[j], &src);
             }
         });
-    u
 }
 
 /// Images `x` (`[g][c][h][w]`) convolved with transformed kernels `u` (`[planes][o][c]`, from
