@@ -4,8 +4,10 @@
 //! autodiff differentiates each of them: a bool mask, two full copies and a select forward,
 //! two masked fills, a scale and a sum backward. Every DeepFakeArchi layer is followed by
 //! one, on maps as large as the convolutions', so those memory passes were ~5 % of a Quick96
-//! step (`mask_where` alone). Here the forward pass writes the output once and the backward
-//! pass reads the output and its gradient once; other devices keep burn's.
+//! step (`mask_where` alone). Here the forward pass writes the output and a byte per value
+//! saying where the slope applies (what burn keeps too: the output itself may be copied away
+//! by a following `depth_to_space`, so keeping it would add 4 bytes per value), and the
+//! backward pass reads that byte and the gradient once; other devices keep burn's.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -30,7 +32,6 @@ pub fn leaky_relu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
 
 fn host_leaky_relu<const D: usize>(x: &Tensor<D>, alpha: f64) -> Option<Tensor<D>> {
     let device = x.device();
-    // A positive slope keeps the sign, so the output alone tells the backward pass the slope.
     if alpha.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
         || device.clone().inner() != Device::flex()
         || x.dtype() != DType::F32
@@ -46,19 +47,29 @@ fn host_leaky_relu<const D: usize>(x: &Tensor<D>, alpha: f64) -> Option<Tensor<D
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let y = forward(&xa.into_primitive(), dims, a)?;
-                prep.finish((y.clone(), a), y)
+                let (y, slope) = forward(&xa.into_primitive(), dims, a, true)?;
+                prep.finish((slope, a), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward(&xa.into_primitive(), dims, a)?),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward(&xa.into_primitive(), dims, a, false)?.0)
+            }
         };
         return Some(Tensor::from_primitive::<Autodiff<Flex>>(y));
     }
     let xf = x.clone().try_into_primitive::<Flex>().ok()?;
-    Some(Tensor::from_primitive::<Flex>(forward(&xf, dims, a)?))
+    Some(Tensor::from_primitive::<Flex>(
+        forward(&xf, dims, a, false)?.0,
+    ))
 }
 
-/// The forward pass into a new tensor of shape `dims`.
-fn forward<const D: usize>(x: &FlexTensor, dims: [usize; D], a: f32) -> Option<FlexTensor> {
+/// The forward pass into a new tensor of shape `dims`, and with `track` a byte per value, 1
+/// where the input is negative (the backward pass's slope).
+fn forward<const D: usize>(
+    x: &FlexTensor,
+    dims: [usize; D],
+    a: f32,
+    track: bool,
+) -> Option<(FlexTensor, Vec<u8>)> {
     let x = x.to_contiguous();
     let xs = x.as_slice::<f32>()?;
     let mut y = vec![0.0f32; xs.len()];
@@ -69,19 +80,29 @@ fn forward<const D: usize>(x: &FlexTensor, dims: [usize; D], a: f32) -> Option<F
                 *y = if x < 0.0 { x * a } else { x };
             }
         });
-    Some(FlexTensor::from_data(TensorData::new(y, dims)))
+    let mut slope = Vec::new();
+    if track {
+        slope.resize(xs.len(), 0u8);
+        slope
+            .par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(s, x)| {
+                for (s, &x) in s.iter_mut().zip(x) {
+                    *s = u8::from(x < 0.0);
+                }
+            });
+    }
+    Some((FlexTensor::from_data(TensorData::new(y, dims)), slope))
 }
 
-/// The gradient `dy` times the slope at each output `y`: `a` where `y`'s sign bit is set.
-/// Where `alpha * x` underflows to `-0.0` the sign still gives `a`, as `x < 0` does; only an
-/// input of exactly `-0.0` (whose derivative is a convention) takes `a` where burn takes 1.
-fn backward(y: &[f32], dy: &[f32], a: f32) -> Vec<f32> {
+/// The gradient `dy` times the slope: `a` where `negative` is 1, else 1.
+fn backward(negative: &[u8], dy: &[f32], a: f32) -> Vec<f32> {
     let mut dx = vec![0.0f32; dy.len()];
     dx.par_chunks_mut(CHUNK)
-        .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(dx, (y, dy))| {
-            for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
-                *dx = if y.is_sign_negative() { dy * a } else { dy };
+        .zip(negative.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+        .for_each(|(dx, (n, dy))| {
+            for ((dx, &n), &dy) in dx.iter_mut().zip(n).zip(dy) {
+                *dx = if n != 0 { dy * a } else { dy };
             }
         });
     dx
@@ -92,20 +113,19 @@ fn backward(y: &[f32], dy: &[f32], a: f32) -> Vec<f32> {
 struct LeakyBackward;
 
 impl Backward<Flex, 1> for LeakyBackward {
-    /// The output (held by the next layer anyway) and the slope.
-    type State = (FlexTensor, f32);
+    /// Where the input was negative (a byte per value) and the slope.
+    type State = (Vec<u8>, f32);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
         let Some(node) = node else { return };
-        let (y, a) = ops.state;
-        let y = y.to_contiguous();
-        // The forward pass wrote `y` with the shape of `dy`, both f32 and contiguous.
-        let (Some(yv), Some(dyv)) = (y.as_slice::<f32>(), dy.as_slice::<f32>()) else {
-            unreachable!("leaky_relu backward: the output or its gradient is not f32")
+        let (negative, a) = ops.state;
+        // The forward pass recorded a byte per value of the output whose gradient this is.
+        let Some(dyv) = dy.as_slice::<f32>().filter(|d| d.len() == negative.len()) else {
+            unreachable!("leaky_relu backward: the gradient does not match the output")
         };
-        let dx = backward(yv, dyv, a);
+        let dx = backward(&negative, dyv, a);
         let shape = dy.layout().shape().clone();
         grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, shape)));
     }
