@@ -1023,6 +1023,7 @@ impl Saehd {
         let clock = std::time::Instant::now();
         let grads = g_loss.sum().backward();
         drop(f);
+        crate::hostconv::release_buffers();
         timings.backward_ms = elapsed_ms(clock);
         let clock = std::time::Instant::now();
         if let Some(nets) = self.nets.take() {

@@ -86,6 +86,12 @@ impl Variant {
     }
 }
 
+/// Most transformed kernel values a training convolution may take (32 MiB): the calling
+/// thread keeps its largest kernels between calls, and SAEHD's 1,024 -> 2,048 decoder layer
+/// with F(2x2) (32 M values, also one whole kernel gradient per thread then) raised the
+/// trainer's peak memory by 480 MB for a 10 % faster layer.
+const MAX_TRAINING_KERNELS: usize = 1 << 23;
+
 /// Which algorithm computes a convolution, if any: 3x3/1/1 with at least 32 channels on both
 /// sides and enough tiles in the whole batch to pay for transforming the kernels at every
 /// call (`planes / 9` of the weights). F(4x4) (when `f4`) on maps of 32 px and more with at
@@ -95,15 +101,17 @@ impl Variant {
 /// tiles) and SAEHD's 8x8 ones at 8 images (128 tiles) once its kernel buffers are kept
 /// between calls (whole steps 4-5 % faster); F(4x4) a further 1.1-1.3x on the decoders'
 /// 32x32 and 64x64 maps but slower at 16x16 (4-tile rows, 36 transformed kernels per call);
-/// with fewer channels (the 128 -> 12 image head) or 6x6 maps neither pays.
+/// with fewer channels (the 128 -> 12 image head) or 6x6 maps neither pays. Kernels past
+/// [`MAX_TRAINING_KERNELS`] stay on im2col.
 pub(super) fn pick(s: &super::ConvShape, f4: bool) -> Option<&'static Variant> {
     if !(s.k == 3 && s.stride == 1 && s.pad == 1 && s.c.min(s.o) >= 32) {
         return None;
     }
     let tiles = |m: usize| s.n * s.h.div_ceil(m) * s.w.div_ceil(m);
-    if f4 && s.h.min(s.w) >= 32 && tiles(4) >= 192 {
+    let fits = |v: &Variant| v.planes() * s.c * s.o <= MAX_TRAINING_KERNELS;
+    if f4 && s.h.min(s.w) >= 32 && tiles(4) >= 192 && fits(&F4) {
         Some(&F4)
-    } else if tiles(2) >= 128 {
+    } else if tiles(2) >= 128 && fits(&F2) {
         Some(&F2)
     } else {
         None
@@ -437,17 +445,20 @@ fn transform_inputs(
     }
 }
 
-/// Accumulates into `du` (`[planes][o][c]`, the gradient of the transformed kernels) the weight
-/// gradient of images `x` (`[g][c][h][w]`) with output gradients `dy` (`[g][o][h][w]`):
-/// per transformed position, `du += (A dY A^T) * (B^T d B)^T` over all tiles, one product
-/// per band as in [`conv_images`]. [`kernel_grads`] turns the sum into `[o][c][3][3]`.
+/// Adds to `dw` (`[o][c][3][3]`) the weight gradient of images `x` (`[g][c][h][w]`) with
+/// output gradients `dy` (`[g][o][h][w]`): per transformed position, `dU = (A dY A^T) *
+/// (B^T d B)^T` over all tiles of a band (products as in [`conv_images`]), for blocks of
+/// output channels whose `dU` fits `tile` floats of the scratch `du`, each added to `dw` as
+/// `G^T dU G` ([`kernel_grads`]): whole, `dU` took 32 MiB per thread at 512 x 1,024 channels
+/// with F(2x2), past the size from which every allocation faults in page by page.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn weight_grad_images(
     var: &Variant,
     (c, h, w, o): (usize, usize, usize, usize),
     x: &[f32],
     dy: &[f32],
-    du: &mut [f32],
+    dw: &mut [f32],
+    du: &mut Vec<f32>,
     bufs: [&mut Vec<f32>; 2],
     tile: usize,
     par: bool,
@@ -499,26 +510,32 @@ pub(super) fn weight_grad_images(
                 }
             }
         }
-        for e in 0..planes {
-            matmul(
-                &mut du[e * o * c..][..o * c],
-                c,
-                true,
-                Mat::rows(&mt[e * o * tb..][..o * tb], o, tb, tb),
-                Mat::rows(&vt[e * c * tb..][..c * tb], c, tb, tb).t(),
-                par,
-            );
+        let block = (tile / (planes * c).max(1)).clamp(1, o.max(1));
+        for o0 in (0..o).step_by(block) {
+            let rows = block.min(o - o0);
+            du.resize(planes * rows * c, 0.0);
+            for e in 0..planes {
+                matmul(
+                    &mut du[e * rows * c..][..rows * c],
+                    c,
+                    false,
+                    Mat::rows(&mt[(e * o + o0) * tb..][..rows * tb], rows, tb, tb),
+                    Mat::rows(&vt[e * c * tb..][..c * tb], c, tb, tb).t(),
+                    par,
+                );
+            }
+            kernel_grads(var, du, rows, c, &mut dw[o0 * c * 9..][..rows * c * 9]);
         }
     });
 }
 
-/// `G^T dU G` of every kernel: the weight gradient `[o][c][3][3]` from the gradient of the
-/// transformed kernels `du` (`[planes][o][c]`, see [`weight_grad_images`]), for all `c`
-/// kernels of an output channel at once (runs of `c` values, not 36 scattered reads each).
-pub(super) fn kernel_grads(var: &Variant, du: &[f32], o: usize, c: usize) -> Vec<f32> {
+/// Adds `G^T dU G` of every kernel to `dw` (`[o][c][3][3]`): the weight gradient from the
+/// gradient of the transformed kernels `du` (`[planes][o][c]`, see [`weight_grad_images`]),
+/// for all `c` kernels of an output channel at once (runs of `c` values, not 36 scattered
+/// reads each).
+fn kernel_grads(var: &Variant, du: &[f32], o: usize, c: usize, dw: &mut [f32]) {
     let (n, planes) = (var.n(), var.planes());
     let g = g_columns(var);
-    let mut dw = vec![0.0f32; o * c * 9];
     dw.par_chunks_mut(c * 9).enumerate().for_each(|(oo, row)| {
         let rows: [&[f32]; MAX_N * MAX_N] = std::array::from_fn(|e| {
             if e < planes {
@@ -550,11 +567,10 @@ pub(super) fn kernel_grads(var: &Variant, du: &[f32], o: usize, c: usize) -> Vec
         }
         for (cc, kernel) in row.chunks_exact_mut(9).enumerate() {
             for (k, val) in kernel.iter_mut().enumerate() {
-                *val = out[k * c + cc];
+                *val += out[k * c + cc];
             }
         }
     });
-    dw
 }
 
 /// Writes `row[m tx + q] = phase(q)[tx] + b`: the m phases of an output row interleaved.
