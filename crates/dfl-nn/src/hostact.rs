@@ -7,7 +7,8 @@
 //! step (`mask_where` alone). Here the forward pass writes the output and a byte per value
 //! saying where the slope applies (what burn keeps too: the output itself may be copied away
 //! by a following `depth_to_space`, so keeping it would add 4 bytes per value), and the
-//! backward pass reads that byte and the gradient once; other devices keep burn's.
+//! backward pass reads that byte and the gradient once. Inference and other devices keep
+//! burn's (burn-flex's inference LeakyReLU is one pass already).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -56,10 +57,8 @@ fn host_leaky_relu<const D: usize>(x: &Tensor<D>, alpha: f64) -> Option<Tensor<D
         };
         return Some(Tensor::from_primitive::<Autodiff<Flex>>(y));
     }
-    let xf = x.clone().try_into_primitive::<Flex>().ok()?;
-    Some(Tensor::from_primitive::<Flex>(
-        forward(&xf, dims, a, false)?.0,
-    ))
+    // Without autodiff burn-flex's own LeakyReLU is already one pass (in place when it can).
+    None
 }
 
 /// The forward pass into a new tensor of shape `dims`, and with `track` a byte per value, 1
