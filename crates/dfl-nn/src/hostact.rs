@@ -22,8 +22,8 @@ use rayon::prelude::*;
 /// Values per parallel task of the element-wise passes.
 const CHUNK: usize = 1 << 16;
 
-/// `x` where `x >= 0`, else `alpha * x` (burn's `leaky_relu`), fused on the CPU device for a
-/// positive slope.
+/// `x` where `x >= 0`, else `alpha * x` (burn's `leaky_relu`), fused under autodiff on the CPU
+/// device for a positive slope.
 pub fn leaky_relu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
     match host_leaky_relu(&x, alpha) {
         Some(y) => y,
@@ -33,32 +33,28 @@ pub fn leaky_relu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
 
 fn host_leaky_relu<const D: usize>(x: &Tensor<D>, alpha: f64) -> Option<Tensor<D>> {
     let device = x.device();
+    // Without autodiff burn-flex's own LeakyReLU is already one pass (in place when it can).
     if alpha.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        || !device.is_autodiff()
         || device.clone().inner() != Device::flex()
         || x.dtype() != DType::F32
     {
         return None;
     }
     let (dims, a) = (x.dims(), alpha as f32);
-    if device.is_autodiff() {
-        let xa = x.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
-        let y = match LeakyBackward
-            .prepare::<NoCheckpointing>([xa.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (y, slope) = forward(&xa.into_primitive(), dims, a, true)?;
-                prep.finish((slope, a), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(forward(&xa.into_primitive(), dims, a, false)?.0)
-            }
-        };
-        return Some(Tensor::from_primitive::<Autodiff<Flex>>(y));
-    }
-    // Without autodiff burn-flex's own LeakyReLU is already one pass (in place when it can).
-    None
+    let xa = x.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    let y = match LeakyBackward
+        .prepare::<NoCheckpointing>([xa.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (y, slope) = forward(&xa.into_primitive(), dims, a, true)?;
+            prep.finish((slope, a), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(&xa.into_primitive(), dims, a, false)?.0),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
 }
 
 /// The forward pass into a new tensor of shape `dims`, and with `track` a byte per value, 1

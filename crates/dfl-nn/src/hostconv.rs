@@ -290,9 +290,10 @@ impl Plan {
 }
 
 thread_local! {
-    /// Per-thread im2col scratch (columns, column gradients, and a grouped chunk's product or
-    /// gathered output gradient), kept between calls: a fresh multi-megabyte buffer per call
-    /// would cost an mmap, page faults and zeroing each time.
+    /// Per-thread convolution scratch (columns or Winograd transforms, column gradients or
+    /// products, and a grouped chunk's product, gathered output gradient or block of kernel
+    /// gradients), kept between calls: a fresh multi-megabyte buffer per call would cost an
+    /// mmap, page faults and zeroing each time.
     static SCRATCH: Cell<[Vec<f32>; 3]> = const { Cell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
@@ -551,7 +552,11 @@ fn forward(
     if out.is_empty() {
         return Some(out);
     }
-    let par = s.n < rayon::current_num_threads();
+    let threads = rayon::current_num_threads().max(1);
+    let par = s.n < threads;
+    // The images in one group per thread (for Winograd, their tiles form the products'
+    // columns; for im2col, small maps' images share products).
+    let per = s.n.div_ceil(threads.min(s.n).max(1));
     if let Some(var) = winograd {
         with_kernel_buffer(|owned| {
             let u = match cached {
@@ -561,9 +566,6 @@ fn forward(
                     &owned[..]
                 }
             };
-            // The images in one group per thread: their tiles form the products' columns.
-            let threads = rayon::current_num_threads().max(1);
-            let per = s.n.div_ceil(threads.min(s.n).max(1));
             out.par_chunks_mut(per * s.o * plane)
                 .zip(x.par_chunks(per * chw))
                 .for_each(|(y, x)| {
@@ -576,8 +578,6 @@ fn forward(
         return Some(out);
     }
     let w = Mat::rows(weight, s.o, ckk, ckk);
-    let threads = rayon::current_num_threads().max(1);
-    let per = s.n.div_ceil(threads.min(s.n).max(1));
     out.par_chunks_mut(per * s.o * plane)
         .zip(x.par_chunks(per * chw))
         .for_each(|(y, x)| {
