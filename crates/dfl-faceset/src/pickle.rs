@@ -1114,10 +1114,25 @@ impl<'a> Reader<'a> {
         depth: usize,
         budget: &mut usize,
     ) -> Result<Vec<Value>, PickleError> {
-        items
-            .iter()
-            .map(|&i| self.materialize(i, shared, depth + 1, budget))
-            .collect()
+        let mut out = Vec::with_capacity(items.len());
+        for &i in items {
+            // Numbers and other scalars (most of DFL's metadata: landmark coordinates) are
+            // copied straight out of the arena; they cost no budget beyond their node.
+            let scalar = match &self.nodes[i] {
+                Node::Leaf(
+                    v @ (Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_)),
+                ) => Some(v.clone()),
+                _ => None,
+            };
+            match scalar {
+                Some(v) if depth < MAX_DEPTH && *budget > 0 => {
+                    *budget -= 1;
+                    out.push(v);
+                }
+                _ => out.push(self.materialize(i, shared, depth + 1, budget)?),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -1491,6 +1506,28 @@ mod tests {
         }
         p.extend_from_slice(&[b'h', 60, b'.']);
         assert!(matches!(loads(&p), Err(PickleError::TooComplex(_))));
+    }
+
+    #[test]
+    fn shared_numbers_count_against_the_budget() {
+        // l = [0.5] * 1000; (l, l, ... 1000 times): a million floats from 11 KB of pickle.
+        let mut p = vec![0x80, 4, b']', b'q', 0, b'('];
+        for _ in 0..1000 {
+            p.push(b'G');
+            p.extend_from_slice(&0.5f64.to_be_bytes());
+        }
+        p.extend_from_slice(b"e0(");
+        for _ in 0..1000 {
+            p.extend_from_slice(&[b'h', 0]);
+        }
+        p.extend_from_slice(b"t.");
+        assert!(matches!(loads(&p), Err(PickleError::TooComplex(_))));
+        // One copy of the list is fine.
+        let one = [&p[..9006], b"e."].concat();
+        assert_eq!(
+            loads(&one).unwrap().as_seq().map(<[Value]>::len),
+            Some(1000)
+        );
     }
 
     #[test]
