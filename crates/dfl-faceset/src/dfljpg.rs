@@ -68,6 +68,20 @@ pub fn read_meta(path: &Path) -> Result<FaceMeta, Error> {
     read_meta_bytes(&bytes).map_err(|e| e.at(path))
 }
 
+/// Reads the metadata and the image size (width, height) of the aligned face at `path` for
+/// scanning a faceset: number lists come back as arrays ([`pickle::loads_compact`]), so the
+/// metadata is for reading, not for writing back. Errors name the file.
+pub fn scan_meta(path: &Path) -> Result<(FaceMeta, u32, u32), Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let scan = || {
+        let header = parse_header(&bytes)?;
+        let payload = header.app15(&bytes).ok_or(Error::NotAligned)?;
+        let meta = FaceMeta::from_value(&pickle::loads_compact(payload)?)?;
+        Ok((meta, header.width, header.height))
+    };
+    scan().map_err(|e: Error| e.at(path))
+}
+
 /// Embeds `meta` into any JPEG (aligned or not), keeping every other byte.
 pub fn embed_meta(jpeg: &[u8], meta: &FaceMeta) -> Result<Vec<u8>, Error> {
     let header = parse_header(jpeg)?;

@@ -21,7 +21,7 @@ mod xseg;
 
 pub use dfljpg::{
     AlignedFace, embed_meta, is_aligned_name, list_aligned, meta_payload, read_meta,
-    read_meta_bytes, write_meta,
+    read_meta_bytes, scan_meta, write_meta,
 };
 pub use meta::{FaceMeta, KNOWN_KEYS, PolyType, SegPoly};
 pub use xseg::{GrayMask, MAX_MASK_BYTES, MaskEncoding, XsegMask};

@@ -8,8 +8,8 @@
 //! `mark_only` cannot be trained on (DFL raises the same way) and are skipped too.
 
 use crate::error::{Result, TrainError};
+use dfl_faceset::FaceMeta;
 use dfl_faceset::pickle::Value;
-use dfl_faceset::{AlignedFace, FaceMeta};
 use dfl_geom::{FaceType, LANDMARK_COUNT, Pt};
 use dfl_image::Image;
 use rayon::prelude::*;
@@ -211,19 +211,14 @@ impl Faceset {
                     path: path.clone(),
                     reason,
                 };
-                let face = AlignedFace::load(path).map_err(|e| skip(error_chain(&e)))?;
+                let (meta, w, h) =
+                    dfl_faceset::scan_meta(path).map_err(|e| skip(error_chain(&e)))?;
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                meta_sample(
-                    name,
-                    &face.meta,
-                    face.header.width,
-                    face.header.height,
-                    Location::File(path.clone()),
-                )
-                .map_err(|e| skip(e.to_string()))
+                meta_sample(name, &meta, w, h, Location::File(path.clone()))
+                    .map_err(|e| skip(e.to_string()))
             })
             .collect();
         let mut samples = Vec::new();
