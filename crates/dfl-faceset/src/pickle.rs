@@ -1188,20 +1188,25 @@ impl<'a> Reader<'a> {
             _ => None,
         };
         let first = *items.first()?;
-        // Check the shape and every cell before allocating anything.
         let width = match row(first) {
-            Some(r) if !r.is_empty() => {
-                let w = r.len();
-                let rows_ok = items.iter().all(|&i| {
-                    row(i).is_some_and(|r| r.len() == w && r.iter().all(|&j| number(j).is_some()))
-                });
-                rows_ok.then_some(w)?
-            }
+            Some(r) if !r.is_empty() => r.len(),
             Some(_) => return None,
-            None => items.iter().all(|&i| number(i).is_some()).then_some(0)?,
+            None => 0,
         };
-        let cells = items.len() * width.max(1);
+        // Bounded by the budget before scanning (rows shared through the memo cannot make
+        // the check quadratic); every cell is checked before anything is allocated.
+        let cells = items.len().saturating_mul(width.max(1));
         if *budget < cells {
+            return None;
+        }
+        let numeric = if width == 0 {
+            items.iter().all(|&i| number(i).is_some())
+        } else {
+            items.iter().all(|&i| {
+                row(i).is_some_and(|r| r.len() == width && r.iter().all(|&j| number(j).is_some()))
+            })
+        };
+        if !numeric {
             return None;
         }
         *budget -= cells;
