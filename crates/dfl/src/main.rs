@@ -88,8 +88,9 @@ fn init_logging(verbose: u8, quiet: u8) {
 /// Training and merging free and reallocate the same few hundred MB of tensors every step.
 /// With glibc's defaults, blocks above its mmap threshold, trimmed heap tops and the extra
 /// per-thread arenas go back to the kernel, and every SAEHD step faulted ~155,000 pages in
-/// again (about a tenth of the step). Here they stay mapped and are reused: faults per step
-/// fall to a few thousand and the peak RSS does not grow (docs/training.md has the figures).
+/// again (about a tenth of the step). Here the thresholds are out of reach and all threads
+/// share one arena (a worker's own arena heap is unmapped whenever it empties): faults per
+/// step fall to a few thousand and the peak RSS does not grow (docs/training.md).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // glibc refuses thresholds above its own maximum (32 MiB on some versions): fall back.
