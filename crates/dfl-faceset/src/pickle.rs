@@ -1104,6 +1104,11 @@ impl<'a> Reader<'a> {
         } else {
             std::mem::replace(&mut self.nodes[id], Node::Leaf(Value::None))
         };
+        if let (true, Node::List(items) | Node::Tuple(items)) = (self.compact, &node)
+            && let Some(a) = self.numeric_array(items.as_slice(), budget)
+        {
+            return Ok(Value::Array(a));
+        }
         Ok(match node {
             Node::Leaf(v) => {
                 if shared {
@@ -1118,17 +1123,6 @@ impl<'a> Reader<'a> {
                         .ok_or(PickleError::TooComplex(MAX_DEPTH))?;
                 }
                 v
-            }
-            Node::List(items) | Node::Tuple(items) if self.compact => {
-                match self.numeric_array(items.as_slice(), budget) {
-                    Some(a) => Value::Array(a),
-                    None => Value::List(self.materialize_all(
-                        items.as_slice(),
-                        shared,
-                        depth,
-                        budget,
-                    )?),
-                }
             }
             Node::List(items) => {
                 Value::List(self.materialize_all(items.as_slice(), shared, depth, budget)?)
@@ -1664,6 +1658,7 @@ mod tests {
             ),
             (key("ragged"), Value::List(ragged)),
             (key("mixed"), Value::List(vec![Value::Float(1.0), key("a")])),
+            (key("pair"), Value::Tuple(vec![Value::Int(1), key("b")])),
             (key("empty"), Value::List(Vec::new())),
         ]);
         let p = dumps(&v);
@@ -1688,7 +1683,7 @@ mod tests {
         assert!(
             matches!(&rows[..], [Value::Array(a), Value::List(e)] if a.shape == [1] && e.is_empty())
         );
-        for k in ["mixed", "empty"] {
+        for k in ["mixed", "pair", "empty"] {
             assert_eq!(c.get(k), v.get(k), "{k}");
         }
     }
