@@ -51,9 +51,17 @@ pub fn meta_payload(meta: &FaceMeta) -> Result<Vec<u8>, Error> {
 }
 
 fn meta_from_header(bytes: &[u8], header: &JpegHeader) -> Result<FaceMeta, Error> {
+    meta_with(bytes, header, pickle::loads)
+}
+
+/// The metadata in the APP15 segment, decoded by `loads` (full or compact).
+fn meta_with(
+    bytes: &[u8],
+    header: &JpegHeader,
+    loads: fn(&[u8]) -> Result<pickle::Value, pickle::PickleError>,
+) -> Result<FaceMeta, Error> {
     let payload = header.app15(bytes).ok_or(Error::NotAligned)?;
-    let value = pickle::loads(payload)?;
-    FaceMeta::from_value(&value)
+    FaceMeta::from_value(&loads(payload)?)
 }
 
 /// Reads only the metadata of an aligned face held in memory.
@@ -75,8 +83,7 @@ pub fn scan_meta(path: &Path) -> Result<(FaceMeta, u32, u32), Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let scan = || {
         let header = parse_header(&bytes)?;
-        let payload = header.app15(&bytes).ok_or(Error::NotAligned)?;
-        let meta = FaceMeta::from_value(&pickle::loads_compact(payload)?)?;
+        let meta = meta_with(&bytes, &header, pickle::loads_compact)?;
         Ok((meta, header.width, header.height))
     };
     scan().map_err(|e: Error| e.at(path))
